@@ -1,0 +1,65 @@
+"""What a route needs, as ``Annotated`` dependencies: its signature says it all."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from goal_engine.configuration.store import Actor
+from goal_engine.core.config import Settings
+from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, verify_token
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
+
+_bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, tenant_id, scope and exp")
+
+
+async def _principal(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token", headers=challenge)
+    try:
+        return verify_token(settings.jwt_secret, credentials.credentials)
+    except InvalidToken as exc:
+        raise HTTPException(401, f"invalid token: {exc}", headers=challenge) from None
+
+
+def _scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def require(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if scope not in principal.scopes:
+            raise HTTPException(403, f"the token lacks the scope {scope}")
+        return principal
+
+    return require
+
+
+#: The caller, with the read (or write) scope; its tenant is the only one it sees.
+Reader = Annotated[Principal, Depends(_scoped(READ))]
+Writer = Annotated[Principal, Depends(_scoped(WRITE))]
+
+
+def actor(principal: Principal) -> Actor:
+    return Actor(tenant_id=principal.tenant_id, subject=principal.subject)
+
+
+WorkflowId = Annotated[str, Path(min_length=1, max_length=200, description="the workflow's id")]
+GoalId = Annotated[str, Path(min_length=1, max_length=200, description="the goal's id (UUID)")]
+EnrollmentId = Annotated[str, Path(min_length=1, max_length=200, description="the enrollment's id")]

@@ -1,0 +1,59 @@
+"""Goals of a workflow and its goal settings (R1, R2, R11)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from goal_engine.api.deps import GoalId, PoolDep, Reader, WorkflowId, Writer, actor
+from goal_engine.api.errors import ERROR_RESPONSES
+from goal_engine.api.schemas import GoalCreate, GoalList, GoalOut, GoalSettings, GoalSettingsOut, GoalUpdate
+from goal_engine.configuration import store
+
+router = APIRouter(prefix="/workflows/{workflow_id}", tags=["goals"], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/goals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=GoalOut,
+    responses={409: ERROR_RESPONSES[404] | {"description": "a goal of this type and criteria exists"}},
+)
+async def create_goal(workflow_id: WorkflowId, body: GoalCreate, pool: PoolDep, who: Writer) -> GoalOut:
+    goal = await store.create_goal(pool, actor(who), workflow_id, body.goal_type.value, body.criteria)
+    return GoalOut.model_validate(goal.model_dump())
+
+
+@router.get("/goals", response_model=GoalList)
+async def list_goals(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> GoalList:
+    goals = await store.list_goals(pool, who.tenant_id, workflow_id)
+    return GoalList(goals=[GoalOut.model_validate(g.model_dump()) for g in goals], total=len(goals))
+
+
+@router.patch("/goals/{goal_id}", response_model=GoalOut)
+async def update_goal(
+    workflow_id: WorkflowId, goal_id: GoalId, body: GoalUpdate, pool: PoolDep, who: Writer
+) -> GoalOut:
+    goal = await store.update_goal(
+        pool,
+        actor(who),
+        workflow_id,
+        goal_id,
+        goal_type=body.goal_type.value if body.goal_type else None,
+        criteria=body.criteria,
+        is_active=body.is_active,
+    )
+    return GoalOut.model_validate(goal.model_dump())
+
+
+@router.delete("/goals/{goal_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_goal(workflow_id: WorkflowId, goal_id: GoalId, pool: PoolDep, who: Writer) -> Response:
+    await store.delete_goal(pool, actor(who), workflow_id, goal_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/goal-settings", response_model=GoalSettingsOut)
+async def put_goal_settings(
+    workflow_id: WorkflowId, body: GoalSettings, pool: PoolDep, who: Writer
+) -> GoalSettingsOut:
+    snapshot = await store.set_logic(pool, actor(who), workflow_id, body.logic)
+    return GoalSettingsOut(workflow_id=workflow_id, logic=snapshot.logic)

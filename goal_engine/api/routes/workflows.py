@@ -1,0 +1,45 @@
+"""Activation (R9, R10, R13), analytics (R12) and enrollment status (R8)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
+from goal_engine.api.errors import ERROR_RESPONSES
+from goal_engine.api.schemas import EnrollmentOut, Stats, WorkflowStatus
+from goal_engine.configuration import store
+from goal_engine.configuration.store import NotFound
+from projections import queries
+
+router = APIRouter(prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES)
+
+
+@router.post("/activate", response_model=WorkflowStatus)
+async def activate(workflow_id: WorkflowId, pool: PoolDep, who: Writer) -> WorkflowStatus:
+    """Arm the workflow's goals; 422 lists every R13 violation."""
+    await store.set_status(pool, actor(who), workflow_id, "active")
+    return WorkflowStatus(workflow_id=workflow_id, status="active")
+
+
+@router.post("/deactivate", response_model=WorkflowStatus)
+async def deactivate(workflow_id: WorkflowId, pool: PoolDep, who: Writer) -> WorkflowStatus:
+    await store.set_status(pool, actor(who), workflow_id, "inactive")
+    return WorkflowStatus(workflow_id=workflow_id, status="inactive")
+
+
+@router.get("/goals/stats", response_model=Stats)
+async def goal_stats(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> Stats:
+    stats = await queries.workflow_stats(pool, who.tenant_id, workflow_id)
+    if stats is None:
+        raise NotFound("workflow not found")
+    return Stats.model_validate(stats)
+
+
+@router.get("/enrollments/{enrollment_id}", response_model=EnrollmentOut)
+async def get_enrollment(
+    workflow_id: WorkflowId, enrollment_id: EnrollmentId, pool: PoolDep, who: Reader
+) -> EnrollmentOut:
+    row = await queries.enrollment(pool, who.tenant_id, enrollment_id)
+    if row is None or row["workflow_id"] != workflow_id:
+        raise NotFound("enrollment not found")
+    return EnrollmentOut.model_validate(row)

@@ -1,0 +1,92 @@
+"""Request and response bodies of the HTTP API (section 3 of the contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from goal_engine.domain.goals import GoalType
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GoalCreate(_Body):
+    goal_type: GoalType
+    criteria: dict[str, Any] = Field(
+        description="type-specific criteria: see GET /goal-types",
+        examples=[{"tag_id": "tag-123", "tag_name": "Purchased"}],
+    )
+
+
+class GoalUpdate(_Body):
+    goal_type: GoalType | None = None
+    criteria: dict[str, Any] | None = None
+    is_active: bool | None = None
+
+
+class GoalOut(BaseModel):
+    id: str
+    workflow_id: str
+    goal_type: GoalType
+    criteria: dict[str, Any]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class GoalList(BaseModel):
+    goals: list[GoalOut]
+    total: int
+
+
+class GoalSettings(_Body):
+    logic: Literal["any", "all"] = Field(description="any: the first goal met exits; all: every goal")
+
+
+class GoalSettingsOut(BaseModel):
+    workflow_id: str
+    logic: Literal["any", "all"]
+
+
+class WorkflowStatus(BaseModel):
+    workflow_id: str
+    status: Literal["active", "inactive"]
+
+
+class GoalTypeStats(BaseModel):
+    achieved: int
+    conversion_rate: float
+
+
+class Stats(BaseModel):
+    workflow_id: str
+    total_enrolled: int
+    goals_achieved: int = Field(description="enrollments exited on a goal")
+    conversion_rate: float = Field(description="percent, one decimal")
+    avg_time_to_goal_hours: float | None
+    by_goal_type: dict[str, GoalTypeStats]
+
+
+class EnrollmentOut(BaseModel):
+    enrollment_id: str
+    workflow_id: str
+    contact_id: str
+    status: Literal["active", "completed", "exited", "removed", "completed_goal"]
+    enrolled_at: datetime | None
+    ended_at: datetime | None
+    goal_config_ids: list[str] | None
+
+
+class GoalTypeOut(BaseModel):
+    goal_type: GoalType
+    title: str
+    source_event: str
+    criteria_schema: dict[str, Any]
+
+
+class GoalTypeList(BaseModel):
+    goal_types: list[GoalTypeOut]

@@ -1,0 +1,159 @@
+"""``goal-engine``: one command, a subcommand per process and per chore.
+
+Every setting comes from ``GOAL_ENGINE_*`` environment variables (see the
+README's configuration table); flags only choose what to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from goal_engine.core.config import Settings, get_settings
+from goal_engine.core.logging import configure_logging
+
+log = logging.getLogger("goal_engine")
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from faust import Worker
+    from prometheus_client import start_http_server
+
+    from goal_engine.stream.app import create_app
+
+    start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    app = create_app(settings)
+    worker = Worker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    worker.execute_from_commandline()  # handles SIGINT/SIGTERM: stops agents, commits, exits
+    return 0
+
+
+def _projector(settings: Settings, args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from projections.runner import run_projector
+
+    start_http_server(settings.projector_metrics_port, addr="127.0.0.1")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_projector(settings, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from goal_engine.api.main import create_app
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from goal_engine.kafka.admin import create_topics
+
+    created = asyncio.run(create_topics(settings))
+    print(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else " (all existed)"))
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.migrate import upgrade
+
+    upgrade(settings.database_url_asyncpg)
+    print("database schema is up to date")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from goal_engine.core.security import mint_token
+
+    scopes = args.scope or ["workflows:read", "workflows:write"]
+    print(
+        mint_token(
+            settings.jwt_secret, tenant_id=args.tenant, subject=args.sub, scopes=scopes, ttl_seconds=args.ttl
+        )
+    )
+    return 0
+
+
+def _schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from goal_engine import schemas_gen
+
+    if args.check:
+        stale = schemas_gen.drift()
+        if stale:
+            print("schemas/ differs from the models: " + ", ".join(stale) + " (run: goal-engine schemas)")
+            return 1
+        print("schemas/ matches the models")
+        return 0
+    for path in schemas_gen.write():
+        print(path)
+    return 0
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from goal_engine.devstack.stack import run_dev_stack
+
+    return run_dev_stack(settings)
+
+
+COMMANDS = {
+    "worker": (_worker, "run the stream worker (Faust): evaluates goals, emits achievements and exits"),
+    "projector": (_projector, "run the projector: folds goal events into the PostgreSQL read models"),
+    "api": (_api, "serve the HTTP API on GOAL_ENGINE_API_HOST:GOAL_ENGINE_API_PORT"),
+    "topics": (_topics, "create every Kafka topic (partitions, retention, compaction) that is missing"),
+    "migrate": (_migrate, "apply the database migrations (GOAL_ENGINE_DATABASE_URL)"),
+    "dev": (_dev, "run the whole local stack: Kafka, PostgreSQL, worker, projector, API (make run)"),
+    "token": (_token, "mint a development API token (signed with GOAL_ENGINE_JWT_SECRET)"),
+    "schemas": (_schemas, "write schemas/ (JSON Schema of every topic) from the contract models"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="goal-engine",
+        description=(
+            "Workflow goal tracking: exits a contact from an automation workflow the moment it "
+            "reaches a goal. Configuration comes from GOAL_ENGINE_* environment variables."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = {
+        name: sub.add_parser(name, help=text, description=text) for name, (_, text) in COMMANDS.items()
+    }
+    tok = parsers["token"]
+    tok.add_argument("--tenant", required=True, help="the tenant_id claim")
+    tok.add_argument("--sub", default="dev-user", help="the subject (who acts; written to the audit log)")
+    tok.add_argument(
+        "--scope",
+        action="append",
+        choices=["workflows:read", "workflows:write"],
+        help="repeatable; default both",
+    )
+    tok.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires (default 3600)")
+    parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format, process=args.command)
+    handler, _ = COMMANDS[args.command]
+    return handler(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The outbox relay: publishes configuration events to Kafka, in order, exactly as stored.
+
+Steps of one round (the order is what makes it safe):
+1. hold the relay advisory lock, so one relay runs per database whatever the
+   number of API processes (per-workflow order needs a single publisher);
+2. read the oldest unpublished rows, in id order;
+3. send each and wait for Kafka's ack; stop at the first failure, so a later
+   change never overtakes an earlier one;
+4. mark the sent rows published.
+A crash between 3 and 4 re-sends those rows: consumers are idempotent (every
+configuration event carries a versioned snapshot and a stable id).
+Kafka down: the API keeps accepting changes; the relay retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Gauge
+
+from goal_engine.core.config import Settings
+from goal_engine.kafka.producer import make_producer
+
+log = logging.getLogger(__name__)
+
+OUTBOX_BACKLOG = Gauge("goal_engine_outbox_backlog", "Configuration events not yet published to Kafka")
+_LOCK_ID = 0x60A1E  # advisory lock key of the relay
+
+CHANNEL = "goal_engine_outbox"
+
+
+class OutboxRelay:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._wakeup = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+        self.connected = False
+
+    def wake(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        async with self._pool.acquire() as lock_conn:
+            await lock_conn.add_listener(CHANNEL, self.wake)
+            while not stop.is_set():
+                if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID):
+                    await self._sleep(stop, 2.0)  # another relay holds it
+                    continue
+                self._wakeup.clear()  # before reading: a NOTIFY during the round is kept
+                try:
+                    sent = await self.relay_once()
+                    backoff = 0.1
+                    if not sent:
+                        await self._sleep(stop, 1.0)
+                except Exception as exc:  # Kafka or the database is down: retry, never die
+                    log.warning("outbox relay failed; retrying", extra={"error": repr(exc), "in_s": backoff})
+                    await self._close_producer()
+                    await self._sleep(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
+            await lock_conn.remove_listener(CHANNEL, self.wake)
+        await self._close_producer()
+
+    async def relay_once(self, limit: int = 500) -> int:
+        """Publish the oldest unpublished rows; returns how many were sent."""
+        rows = await self._pool.fetch(
+            "SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", limit
+        )
+        OUTBOX_BACKLOG.set(len(rows))
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        sent: list[int] = []
+        try:
+            for row in rows:
+                await producer.send_and_wait(
+                    self._settings.topic(row["topic"]), value=bytes(row["value"]), key=row["key"].encode()
+                )
+                sent.append(row["id"])
+        finally:
+            if sent:
+                await self._pool.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent
+                )
+        OUTBOX_BACKLOG.set(len(rows) - len(sent))
+        return len(sent)
+
+    async def kafka_reachable(self) -> bool:
+        try:
+            await asyncio.wait_for(self._ensure_producer(), 3.0)
+            return True
+        except Exception:
+            return False
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = make_producer(self._settings, client_id="goal-engine-outbox")
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+                self.connected = True
+            return self._producer
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        self.connected = False
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        waits = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()

@@ -1,0 +1,318 @@
+"""The CloudEvents 1.0 envelope and the ``data`` of every event type.
+
+These models *are* the contract of section 1: ``schemas/`` is generated from
+them (``goal-engine schemas``) and a test fails when the two drift apart.
+Unknown extra attributes and data fields are ignored, as the contract says.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from goal_engine.contract.topics import Topic
+
+#: An identifier from another module: any non-empty string, bounded so a hostile
+#: producer cannot blow up state or read-model rows.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(max_length=500)]
+
+#: Largest record value the engine accepts; larger ones are dead-lettered.
+MAX_EVENT_BYTES = 256 * 1024
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# --- consumed, contact-scoped -------------------------------------------------
+
+
+class TagAdded(_Data):
+    tag_id: Id
+    tag_name: Name
+
+
+class PaymentCompleted(_Data):
+    transaction_id: Id
+    amount: Decimal = Field(allow_inf_nan=False, description='decimal as a string, e.g. "49.99"')
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    product_ids: list[Id] = Field(max_length=1000)
+
+
+class AppointmentBooked(_Data):
+    appointment_id: Id
+    calendar_id: Id
+    service_id: Id | None = None
+    starts_at: AwareDatetime
+
+
+class FormSubmitted(_Data):
+    form_id: Id
+    submission_id: Id
+
+
+class PipelineStageChanged(_Data):
+    pipeline_id: Id
+    stage_id: Id
+    previous_stage_id: Id | None = None
+    opportunity_id: Id
+
+
+class EnrollmentStarted(_Data):
+    workflow_id: Id
+    enrollment_id: Id
+
+
+class EnrollmentEnded(_Data):
+    workflow_id: Id
+    enrollment_id: Id
+    reason: Literal["completed", "exited", "removed"]
+
+
+# --- consumed, reference data -------------------------------------------------
+
+
+class CatalogEntityChanged(_Data):
+    kind: Literal["tag", "form", "pipeline", "pipeline_stage", "product", "calendar", "service"]
+    entity_id: Id
+    name: Name
+    parent_id: Id | None = None
+    deleted: bool = False
+
+
+# --- published ----------------------------------------------------------------
+
+GoalTypeName = Literal[
+    "tag_added", "purchase_made", "appointment_booked", "form_submitted", "pipeline_stage_reached"
+]
+WorkflowLogic = Literal["any", "all"]
+
+
+class GoalConfig(_Data):
+    id: Id
+    workflow_id: Id
+    goal_type: GoalTypeName
+    criteria: dict[str, Any]
+    is_active: bool = True
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class WorkflowSnapshot(_Data):
+    """The whole configuration of one workflow after a change.
+
+    Every configuration event carries it, so the worker replaces its state
+    wholesale and a reordered or repeated event is harmless: ``version``
+    only grows, and an older snapshot is ignored.
+    """
+
+    workflow_id: Id
+    version: int = Field(ge=1)
+    status: Literal["active", "inactive"]
+    logic: WorkflowLogic = "any"
+    activated_at: AwareDatetime | None = None
+    goals: list[GoalConfig] = Field(default_factory=list, max_length=3)
+
+
+class GoalConfigured(_Data):
+    """``workflow.goal.configured``: the goal after a create, update or delete.
+
+    ``operation`` ``settings_updated`` is our extension for ``PUT goal-settings``:
+    no single goal changed, so ``goal`` is null and only the snapshot matters.
+    """
+
+    operation: Literal["created", "updated", "deleted", "settings_updated"]
+    goal: GoalConfig | None
+    workflow: WorkflowSnapshot
+
+
+class WorkflowStatusChanged(_Data):
+    """``workflow.activated`` / ``workflow.deactivated``."""
+
+    workflow_id: Id
+    workflow: WorkflowSnapshot
+
+
+class TriggerEvent(_Data):
+    id: str
+    type: str
+    time: datetime
+    data: dict[str, Any]
+
+
+class GoalAchieved(_Data):
+    """``workflow.goal.achieved``: the spec's GoalAchievement."""
+
+    id: str
+    workflow_id: Id
+    workflow_enrollment_id: Id
+    contact_id: Id
+    goal_config_id: Id
+    goal_type: GoalTypeName
+    achieved_at: AwareDatetime
+    trigger_event: TriggerEvent
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExitGoal(_Data):
+    """``workflow.exit.goal``: the enrollment leaves its workflow on a goal."""
+
+    workflow_id: Id
+    workflow_enrollment_id: Id
+    contact_id: Id
+    status: Literal["completed_goal"] = "completed_goal"
+    goal_config_ids: list[Id]
+    exited_at: AwareDatetime
+    enrolled_at: AwareDatetime | None = None
+
+
+class DeadLetter(_Data):
+    """``goal_engine.dead_letter``: a record the engine could not accept."""
+
+    reason: str
+    source_topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str
+
+
+#: The ``data`` model of every event type of the contract.
+DATA_MODELS: dict[Topic, type[_Data]] = {
+    Topic.TAG_ADDED: TagAdded,
+    Topic.PAYMENT_COMPLETED: PaymentCompleted,
+    Topic.APPOINTMENT_BOOKED: AppointmentBooked,
+    Topic.FORM_SUBMITTED: FormSubmitted,
+    Topic.PIPELINE_STAGE_CHANGED: PipelineStageChanged,
+    Topic.ENROLLMENT_STARTED: EnrollmentStarted,
+    Topic.ENROLLMENT_ENDED: EnrollmentEnded,
+    Topic.CATALOG_ENTITY_CHANGED: CatalogEntityChanged,
+    Topic.GOAL_CONFIGURED: GoalConfigured,
+    Topic.WORKFLOW_ACTIVATED: WorkflowStatusChanged,
+    Topic.WORKFLOW_DEACTIVATED: WorkflowStatusChanged,
+    Topic.GOAL_ACHIEVED: GoalAchieved,
+    Topic.EXIT_GOAL: ExitGoal,
+    Topic.DEAD_LETTER: DeadLetter,
+}
+
+CONTACT_SCOPED_TYPES = frozenset(
+    {
+        Topic.TAG_ADDED,
+        Topic.PAYMENT_COMPLETED,
+        Topic.APPOINTMENT_BOOKED,
+        Topic.FORM_SUBMITTED,
+        Topic.PIPELINE_STAGE_CHANGED,
+        Topic.ENROLLMENT_STARTED,
+        Topic.ENROLLMENT_ENDED,
+        Topic.GOAL_ACHIEVED,
+        Topic.EXIT_GOAL,
+    }
+)
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: Id
+    source: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    time: AwareDatetime = Field(description="RFC 3339 with offset: when it happened")
+    tenantid: Id
+    subject: Id | None = Field(default=None, description="the contact id")
+    datacontenttype: str | None = "application/json"
+    data: dict[str, Any]
+
+    def typed_data(self) -> Any:
+        """``data`` as the model of this event's type (validated at parse time)."""
+        return DATA_MODELS[Topic(self.type)].model_validate(self.data)
+
+
+class InvalidEvent(ValueError):
+    """A record that is not a valid event of its topic; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_event(value: bytes | None, expected_type: str | None = None) -> CloudEvent:
+    """Parse and validate one record value, or raise :class:`InvalidEvent`.
+
+    The reason is short and names the first problem, so a dead letter tells
+    the producing team what to fix.
+    """
+    if value is None:
+        raise InvalidEvent("empty record (tombstone)")
+    if len(value) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"oversized record: {len(value)} bytes > {MAX_EVENT_BYTES}")
+    try:
+        raw = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent(f"malformed JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidEvent("malformed event: the value is not a JSON object")
+    try:
+        event = CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid envelope: {_first_error(exc)}") from None
+    if expected_type is not None and event.type != expected_type:
+        raise InvalidEvent(f"wrong type: {event.type!r} on the topic of {expected_type!r}")
+    try:
+        topic = Topic(event.type)
+    except ValueError:
+        raise InvalidEvent(f"unknown event type {event.type!r}") from None
+    if topic in CONTACT_SCOPED_TYPES and not event.subject:
+        raise InvalidEvent(f"missing subject (the contact id) on {event.type}")
+    try:
+        DATA_MODELS[topic].model_validate(event.data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid data for {event.type}: {_first_error(exc)}") from None
+    return event
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    return f"{where}: {err['msg']}"[:300]
+
+
+def make_event(
+    topic: Topic,
+    *,
+    event_id: str,
+    tenant_id: str,
+    time: datetime,
+    data: _Data,
+    subject: str | None = None,
+    source: str = "goal-engine",
+) -> CloudEvent:
+    """Build an event the engine publishes; ``data`` is serialised in JSON mode."""
+    return CloudEvent(
+        specversion="1.0",
+        id=event_id,
+        source=source,
+        type=str(topic),
+        time=time,
+        tenantid=tenant_id,
+        subject=subject,
+        data=data.model_dump(mode="json"),
+    )
+
+
+def encode_event(event: CloudEvent) -> bytes:
+    return event.model_dump_json(exclude_none=True).encode()

@@ -1,0 +1,82 @@
+"""Settings: every knob of every process, from ``GOAL_ENGINE_*`` environment variables.
+
+One object, built once per process by :func:`get_settings`; nothing else reads
+the environment. The README's configuration table lists the same names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from goal_engine.contract.topics import Topic, topic_name
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOAL_ENGINE_", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    topic_prefix: str = Field("", description="prepended to every topic read or written")
+    partitions: int = Field(6, ge=1, description="partitions of the topics `goal-engine topics` creates")
+
+    # --- PostgreSQL --------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="postgresql://… of the read models; unset: `make run` starts an embedded one"
+    )
+
+    # --- API -------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    jwt_secret: str = Field("dev-secret-change-me", description="HS256 secret of API tokens")
+    max_body_bytes: int = Field(64 * 1024, description="largest request body the API accepts")
+
+    # --- stream worker ----------------------------------------------------------
+    worker_id: str = Field("goal-engine", description="Faust app id: the consumer group of the workers")
+    state_dir: Path = Field(REPO_ROOT / ".local" / "worker-state", description="Faust table data")
+    table_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    grace_seconds: float = Field(
+        60.0, ge=0, description="how long a goal event waits for an enrollment processed after it"
+    )
+
+    # --- metrics (one port per process) ----------------------------------------
+    worker_metrics_port: int = 9101
+    projector_metrics_port: int = 9102
+    ready_check_peers: bool = Field(
+        True, description="/readyz also requires the worker and projector (on this host) to be ready"
+    )
+
+    # --- projector ---------------------------------------------------------------
+    projector_group: str = Field("goal-engine-projector", description="consumer group of the projector")
+    projector_batch_size: int = Field(500, ge=1)
+
+    log_level: str = "INFO"
+    log_format: str = Field("json", description="json or text")
+
+    def topic(self, topic: Topic | str) -> str:
+        return topic_name(topic, self.topic_prefix)
+
+    @property
+    def peer_ready_urls(self) -> dict[str, str]:
+        if not self.ready_check_peers:
+            return {}
+        return {
+            "worker": f"http://127.0.0.1:{self.worker_metrics_port}/metrics",
+            "projector": f"http://127.0.0.1:{self.projector_metrics_port}/metrics",
+        }
+
+    @property
+    def database_url_asyncpg(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("GOAL_ENGINE_DATABASE_URL is not set")
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,24 @@
+"""The stream worker's Prometheus metrics (no tenant or contact labels: cardinality)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "goal_engine_source_events_total", "Contact-scoped events consumed, by event type", ["type"]
+)
+DEAD_LETTERS = Counter(
+    "goal_engine_dead_letters_total", "Records sent to the dead-letter topic, by reason", ["reason"]
+)
+GOALS_ACHIEVED = Counter("goal_engine_goals_achieved_total", "Goals achieved, by goal type", ["goal_type"])
+EXITS = Counter("goal_engine_exits_total", "Enrollments exited on a goal")
+ACTIVE_ENROLLMENTS = Gauge(
+    "goal_engine_active_enrollments", "Active enrollments held by this worker's partitions"
+)
+WORKFLOWS = Gauge("goal_engine_workflow_configs", "Workflow configurations held by this worker")
+EXIT_LATENCY = Histogram(
+    "goal_engine_exit_latency_seconds",
+    "Source event appended to Kafka -> its exit appended",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")

@@ -1,0 +1,15 @@
+"""The projector's Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PROJECTED = Counter("goal_engine_projector_events_total", "Events applied to the read models", ["type"])
+BATCH_SIZE = Histogram(
+    "goal_engine_projector_batch_size",
+    "Records per projector transaction",
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
+)
+WRITE_SECONDS = Histogram("goal_engine_projector_write_seconds", "Time to write one batch")
+LAG = Gauge("goal_engine_projector_lag_records", "Records behind the end of its topics")
+READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")

@@ -1,0 +1,82 @@
+"""``goal-engine projector``: the Kafka consumer loop around :class:`Projector`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from goal_engine.core.config import Settings
+from projections import metrics
+from projections.projector import VIEWS, Projector, TrackingConflict
+
+log = logging.getLogger(__name__)
+
+
+class _SeekToTracking(ConsumerRebalanceListener):
+    """On every assignment, resume from the tracking rows, not Kafka's offsets."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, projector: Projector) -> None:
+        self._consumer = consumer
+        self._projector = projector
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await seek_to_tracking(self._consumer, self._projector, assigned)
+
+
+async def seek_to_tracking(
+    consumer: AIOKafkaConsumer, projector: Projector, partitions: set[TopicPartition]
+) -> None:
+    positions = await projector.positions()
+    for tp in partitions:
+        offset = positions.get((tp.topic, tp.partition))
+        if offset is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
+
+
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    pool = await asyncpg.create_pool(settings.database_url_asyncpg, min_size=1, max_size=4)
+    projector = Projector(pool, settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.projector_group,
+        client_id="goal-engine-projector",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    topics = [settings.topic(t) for t in VIEWS]
+    consumer.subscribe(topics, listener=_SeekToTracking(consumer, projector))
+    await consumer.start()
+    log.info("projector started", extra={"topics": topics})
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=settings.projector_batch_size)
+            metrics.READY.set(1)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                continue
+            started = time.perf_counter()
+            try:
+                await projector.process_batch(records)
+            except TrackingConflict as exc:
+                log.warning("tracking conflict, re-seeking", extra={"reason": str(exc)})
+                await seek_to_tracking(consumer, projector, consumer.assignment())
+                continue
+            metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
+            metrics.BATCH_SIZE.observe(len(records))
+            for r in records:
+                metrics.PROJECTED.labels(r.topic[len(settings.topic_prefix) :]).inc()
+            # Informational only (lag dashboards): the tracking rows are the truth.
+            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+    finally:
+        metrics.READY.set(0)
+        await consumer.stop()
+        await pool.close()

@@ -1,0 +1,188 @@
+"""Read-model writes, one function per event type, all idempotent.
+
+Each takes the open transaction's connection and the event; a redelivered
+event changes nothing (conditional upserts keyed on deterministic ids), and
+aggregates move only when a row really changed, so nothing double-counts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from goal_engine.contract.events import (
+    CatalogEntityChanged,
+    CloudEvent,
+    EnrollmentEnded,
+    EnrollmentStarted,
+    ExitGoal,
+    GoalAchieved,
+)
+
+
+async def enrollment_started(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentStarted) -> None:
+    counted = await conn.fetchval(
+        """
+        INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status,
+                                 start_seen, enrolled_at)
+        VALUES ($1, $2, $3, $4, 'active', true, $5)
+        ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
+            SET start_seen = true, enrolled_at = EXCLUDED.enrolled_at
+            WHERE NOT enrollments.start_seen
+        RETURNING true
+        """,
+        event.tenantid,
+        data.enrollment_id,
+        data.workflow_id,
+        event.subject,
+        event.time,
+    )
+    if counted:
+        await _bump_stats(conn, event.tenantid, data.workflow_id, enrolled=1)
+
+
+async def enrollment_ended(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentEnded) -> None:
+    # A goal exit is final: an end reported after it does not overwrite it.
+    await conn.execute(
+        """
+        INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status, ended_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
+            SET status = EXCLUDED.status, ended_at = EXCLUDED.ended_at
+            WHERE enrollments.status = 'active'
+        """,
+        event.tenantid,
+        data.enrollment_id,
+        data.workflow_id,
+        event.subject,
+        data.reason,
+        event.time,
+    )
+
+
+async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalAchieved) -> None:
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id,
+            contact_id, goal_config_id, goal_type, achieved_at, trigger_event, metadata)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (tenant_id, id) DO NOTHING
+        RETURNING true
+        """,
+        event.tenantid,
+        data.id,
+        data.workflow_id,
+        data.workflow_enrollment_id,
+        data.contact_id,
+        data.goal_config_id,
+        data.goal_type,
+        data.achieved_at,
+        data.trigger_event.model_dump_json(),
+        json.dumps(data.metadata),
+    )
+    if not inserted:
+        return
+    await conn.execute(
+        """
+        INSERT INTO workflow_goal_type_stats (tenant_id, workflow_id, goal_type, achieved)
+        VALUES ($1, $2, $3, 1)
+        ON CONFLICT (tenant_id, workflow_id, goal_type)
+            DO UPDATE SET achieved = workflow_goal_type_stats.achieved + 1
+        """,
+        event.tenantid,
+        data.workflow_id,
+        data.goal_type,
+    )
+    await conn.execute(
+        """
+        INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after)
+        VALUES ($1, $2, 'goal-engine', 'goal.achieved', 'enrollment', $3, $4)
+        """,
+        event.tenantid,
+        data.achieved_at,
+        data.workflow_enrollment_id,
+        data.model_dump_json(),
+    )
+
+
+async def exit_goal(conn: asyncpg.Connection, event: CloudEvent, data: ExitGoal) -> None:
+    row = await conn.fetchrow(
+        """
+        INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status,
+                                 enrolled_at, ended_at, goal_config_ids)
+        VALUES ($1, $2, $3, $4, 'completed_goal', $5, $6, $7)
+        ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
+            SET status = 'completed_goal', ended_at = EXCLUDED.ended_at,
+                goal_config_ids = EXCLUDED.goal_config_ids,
+                enrolled_at = coalesce(enrollments.enrolled_at, EXCLUDED.enrolled_at)
+            WHERE enrollments.status <> 'completed_goal'
+        RETURNING enrolled_at, ended_at
+        """,
+        event.tenantid,
+        data.workflow_enrollment_id,
+        data.workflow_id,
+        data.contact_id,
+        data.enrolled_at,
+        data.exited_at,
+        data.goal_config_ids,
+    )
+    if row is None:
+        return  # already recorded
+    seconds = None
+    if row["enrolled_at"] is not None:
+        seconds = max(0.0, (row["ended_at"] - row["enrolled_at"]).total_seconds())
+    await _bump_stats(conn, event.tenantid, data.workflow_id, exits=1, time_to_goal=seconds)
+
+
+async def _bump_stats(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    workflow_id: str,
+    *,
+    enrolled: int = 0,
+    exits: int = 0,
+    time_to_goal: float | None = None,
+) -> None:
+    timed = 1 if time_to_goal is not None else 0
+    await conn.execute(
+        """
+        INSERT INTO workflow_stats AS s (tenant_id, workflow_id, total_enrolled, goals_achieved,
+                                         timed_exits, time_to_goal_seconds)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (tenant_id, workflow_id) DO UPDATE SET
+            total_enrolled = s.total_enrolled + EXCLUDED.total_enrolled,
+            goals_achieved = s.goals_achieved + EXCLUDED.goals_achieved,
+            timed_exits = s.timed_exits + EXCLUDED.timed_exits,
+            time_to_goal_seconds = s.time_to_goal_seconds + EXCLUDED.time_to_goal_seconds
+        """,
+        tenant_id,
+        workflow_id,
+        enrolled,
+        exits,
+        timed,
+        time_to_goal or 0.0,
+    )
+
+
+async def catalog_entity_changed(
+    conn: asyncpg.Connection, event: CloudEvent, data: CatalogEntityChanged
+) -> None:
+    # Last writer by event time wins, so a reordered older change cannot undo a newer one.
+    await conn.execute(
+        """
+        INSERT INTO catalog_entities (tenant_id, kind, entity_id, name, parent_id, deleted, changed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (tenant_id, kind, entity_id) DO UPDATE
+            SET name = EXCLUDED.name, parent_id = EXCLUDED.parent_id,
+                deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at
+            WHERE catalog_entities.changed_at <= EXCLUDED.changed_at
+        """,
+        event.tenantid,
+        data.kind,
+        data.entity_id,
+        data.name,
+        data.parent_id,
+        data.deleted,
+        event.time,
+    )
