@@ -88,6 +88,46 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _send(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from goal_engine.contract.events import CloudEvent, InvalidEvent, encode_event, parse_event
+    from goal_engine.contract.topics import contact_key
+    from goal_engine.kafka.producer import make_producer
+
+    event = CloudEvent(
+        specversion="1.0",
+        id=args.id or str(uuid.uuid4()),
+        source="goal-engine/cli",
+        type=args.type,
+        time=datetime.fromisoformat(args.time) if args.time else datetime.now(UTC),
+        tenantid=args.tenant,
+        subject=args.subject,
+        data=json.loads(args.data),
+    )
+    value = encode_event(event)
+    try:
+        parse_event(value, args.type)
+    except InvalidEvent as exc:
+        print(f"not sent: {exc.reason}")
+        return 1
+    key = contact_key(args.tenant, args.subject).encode() if args.subject else args.tenant.encode()
+
+    async def produce() -> None:
+        producer = make_producer(settings, client_id="goal-engine-cli")
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topic(args.type), value=value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    print(f"sent {args.type} {event.id} to {settings.topic(args.type)}")
+    return 0
+
+
 def _schemas(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine import schemas_gen
 
@@ -117,6 +157,7 @@ COMMANDS = {
     "migrate": (_migrate, "apply the database migrations (GOAL_ENGINE_DATABASE_URL)"),
     "dev": (_dev, "run the whole local stack: Kafka, PostgreSQL, worker, projector, API (make run)"),
     "token": (_token, "mint a development API token (signed with GOAL_ENGINE_JWT_SECRET)"),
+    "send": (_send, "produce one CloudEvent to its topic (for trying the engine by hand)"),
     "schemas": (_schemas, "write schemas/ (JSON Schema of every topic) from the contract models"),
 }
 
@@ -143,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable; default both",
     )
     tok.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires (default 3600)")
+    send = parsers["send"]
+    send.add_argument("type", help="the event type = topic, e.g. contact.tag.added")
+    send.add_argument("--tenant", required=True, help="tenantid")
+    send.add_argument("--subject", help="the contact id (required on contact-scoped types)")
+    send.add_argument("--data", required=True, help="the data object, as JSON")
+    send.add_argument("--time", help="RFC 3339 time of the event (default: now)")
+    send.add_argument("--id", help="event id (default: a new UUID; reuse one to simulate a retry)")
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
     return parser
 

@@ -35,11 +35,10 @@ async def seek_to_tracking(
 ) -> None:
     positions = await projector.positions()
     for tp in partitions:
-        offset = positions.get((tp.topic, tp.partition))
-        if offset is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, offset)
+        # Only the synchronous seek here: awaiting seek_to_beginning inside the
+        # rebalance callback holds up the heartbeats until the session expires.
+        # Offset 0 below the log start falls back to auto_offset_reset="earliest".
+        consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    jwt_secret: str = Field("dev-secret-change-me", description="HS256 secret of API tokens")
+    jwt_secret: str = Field(
+        "goal-engine-dev-secret-change-me-in-production", description="HS256 secret of API tokens"
+    )
     max_body_bytes: int = Field(64 * 1024, description="largest request body the API accepts")
 
     # --- stream worker ----------------------------------------------------------

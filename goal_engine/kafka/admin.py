@@ -6,6 +6,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -31,6 +32,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
       and the worker's contact table are co-partitioned;
     - configuration topics are compacted: each record is a whole workflow
       snapshot, so the newest per key is all a starting worker needs;
+    - reference data is kept forever (the catalog is rebuilt from it);
     - published goal events keep 30 days: the read models hold the 2-year log.
     """
     n = settings.partitions
@@ -39,7 +41,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         if topic in CONFIG_TOPICS:
             config = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(_DAY_MS)}
         elif topic is Topic.CATALOG_ENTITY_CHANGED:
-            config = {"cleanup.policy": "compact"}
+            # Not compacted: the contract sets no key for it, and a compacted topic
+            # refuses unkeyed records. Kept forever so the read model can be rebuilt.
+            config = {"retention.ms": "-1"}
         elif topic is Topic.CONTACT_EVENTS:
             config = {"retention.ms": str(7 * _DAY_MS)}
         else:
@@ -69,3 +73,26 @@ async def create_topics(settings: Settings) -> list[str]:
         return created
     finally:
         await admin.close()
+
+
+async def topic_partitions(settings: Settings, names: list[str]) -> list[TopicPartition]:
+    """Every partition of these topics, for a consumer that assigns them itself.
+
+    (A consumer without a group has no metadata for topics it has not
+    subscribed to, so it cannot list their partitions on its own.)
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="goal-engine-admin")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if not d["error_code"]
+        for p in d["partitions"]
+    ]
+    if missing := sorted(set(names) - {tp.topic for tp in partitions}):
+        raise RuntimeError(f"missing topics {missing}: run `goal-engine topics` first")
+    return partitions

@@ -74,8 +74,8 @@ def create_app(settings: Settings) -> faust.App:
         "contacts",
         default=None,
         partitions=settings.partitions,
-        key_serializer="json",
-        value_serializer="json",
+        # JSON both ways: keys come back from the changelog as the same str they went in as.
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
     )
 
     async def publish(records: list[Record], wait: bool) -> None:
@@ -143,6 +143,5 @@ def create_app(settings: Settings) -> faust.App:
             else:
                 contacts[key] = state.to_json()
             metrics.ACTIVE_ENROLLMENTS.inc(len(state.active_enrollments) - before)
-            metrics.WORKFLOWS.set(len(configs))
 
     return app

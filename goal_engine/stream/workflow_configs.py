@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from goal_engine.contract.events import InvalidEvent, WorkflowSnapshot, parse_event
 from goal_engine.contract.topics import CONFIG_TOPICS, workflow_key
 from goal_engine.core.config import Settings
 from goal_engine.domain.workflow import WorkflowConfig
+from goal_engine.kafka.admin import topic_partitions
+from goal_engine.stream import metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class WorkflowConfigs:
         if current is not None and current.version >= snapshot.version:
             return False  # a redelivered or reordered older snapshot
         self._configs[key] = WorkflowConfig.from_snapshot(snapshot)
+        metrics.WORKFLOWS.set(len(self._configs))
         return True
 
     async def run(self) -> None:
@@ -58,11 +61,7 @@ class WorkflowConfigs:
         self._consumer = consumer
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(s.topic(t), p)
-                for t in CONFIG_TOPICS
-                for p in (consumer.partitions_for_topic(s.topic(t)) or set())
-            ]
+            partitions = await topic_partitions(s, [s.topic(t) for t in CONFIG_TOPICS])
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end = await consumer.end_offsets(partitions)

@@ -6,7 +6,7 @@ Ids from other modules are TEXT (the contract does not promise UUIDs).
 Revision ID: 0001
 """
 
-from alembic import op
+from projections.migrations.script import execute_script
 
 revision = "0001"
 down_revision = None
@@ -145,8 +145,8 @@ DROP TABLE projector_tracking, catalog_entities, workflow_goal_type_stats, workf
 
 
 def upgrade() -> None:
-    op.execute(UPGRADE)
+    execute_script(UPGRADE)
 
 
 def downgrade() -> None:
-    op.execute(DOWNGRADE)
+    execute_script(DOWNGRADE)

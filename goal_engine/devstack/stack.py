@@ -1,0 +1,122 @@
+"""``goal-engine dev`` (what ``make run`` calls): the whole local stack in one command.
+
+Steps, in order:
+1. Kafka: the broker named by GOAL_ENGINE_KAFKA_BOOTSTRAP, else a local KRaft
+   broker fetched from Maven Central (first run only) on 127.0.0.1:9092;
+2. PostgreSQL: GOAL_ENGINE_DATABASE_URL, else the embedded server on 127.0.0.1:5433;
+3. create missing topics, apply migrations;
+4. start the worker, the projector and the API as child processes;
+5. wait for GET /readyz to answer 200, print the URLs and how to get a token;
+6. on Ctrl-C / SIGTERM, or when a child dies: stop the children, then
+   PostgreSQL and Kafka (the ones this command started), and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from types import FrameType
+
+from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.devstack import DevstackError
+from goal_engine.devstack.kafka import KafkaBroker
+from goal_engine.devstack.postgres import LocalPostgres
+from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
+
+log = logging.getLogger("goal_engine.devstack")
+
+LOCAL = REPO_ROOT / ".local"
+PROCESSES = ("worker", "projector", "api")
+
+
+def _api_ready(settings: Settings) -> bool:
+    try:
+        url = f"http://127.0.0.1:{settings.api_port}/readyz"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def run_dev_stack(settings: Settings) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.info("received %s: stopping the stack", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        overrides: dict[str, str] = {}
+        try:
+            if "GOAL_ENGINE_KAFKA_BOOTSTRAP" in os.environ:
+                log.info("using the Kafka broker at %s", settings.kafka_bootstrap)
+            else:
+                broker = stack.enter_context(KafkaBroker(LOCAL / "kafka", port=9092))
+                overrides["GOAL_ENGINE_KAFKA_BOOTSTRAP"] = broker.bootstrap
+            if settings.database_url:
+                log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
+            else:
+                pg = stack.enter_context(LocalPostgres(LOCAL / "postgres", port=5433))
+                overrides["GOAL_ENGINE_DATABASE_URL"] = pg.url
+        except DevstackError as exc:
+            log.error("%s", exc)
+            return 2
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap": overrides.get("GOAL_ENGINE_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+                "database_url": overrides.get("GOAL_ENGINE_DATABASE_URL", settings.database_url),
+            }
+        )
+        from goal_engine.kafka.admin import create_topics
+        from projections.migrate import upgrade
+
+        asyncio.run(create_topics(settings))
+        upgrade(settings.database_url_asyncpg)
+        env = child_env(overrides)
+        children = [
+            ManagedProcess(name, goal_engine_command(name), env, LOCAL / "logs" / f"{name}.log")
+            for name in PROCESSES
+        ]
+        for child in children:
+            child.start()
+            stack.callback(child.stop)
+        # ExitStack unwinds in reverse: the API, projector and worker stop before PostgreSQL and Kafka.
+        announced = False
+        while not stop.wait(0.5):
+            dead = [c for c in children if c.exit_code is not None]
+            if dead:
+                for c in dead:
+                    log.error("%s exited with code %s; see %s", c.name, c.exit_code, c.log_path)
+                return 1
+            if not announced and _api_ready(settings):
+                announced = True
+                _announce(settings, time.monotonic() - started)
+    log.info("stopped")
+    return 0
+
+
+def _announce(settings: Settings, seconds: float) -> None:
+    api = f"http://127.0.0.1:{settings.api_port}"
+    print(
+        f"""
+goal-engine is ready in {seconds:.1f} s
+  API          {api}/api/v1   (OpenAPI: {api}/docs)
+  readiness    {api}/readyz
+  metrics      api {api}/metrics, worker http://127.0.0.1:{settings.worker_metrics_port}/metrics,
+               projector http://127.0.0.1:{settings.projector_metrics_port}/metrics
+  Kafka        {settings.kafka_bootstrap}
+  logs         {LOCAL / "logs"}
+  a token      .venv/bin/goal-engine token --tenant acme --scope workflows:read --scope workflows:write
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )

@@ -1,0 +1,193 @@
+"""R3-R11 in the pure domain: the enrollment state machine and goal evaluation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from goal_engine.domain import ids
+from goal_engine.domain.enrollment import Enrollment, EnrollmentStatus, IllegalTransition
+from goal_engine.domain.evaluation import ContactState
+from goal_engine.domain.workflow import WorkflowConfig
+from tests.unit import factories as f
+
+GRACE = timedelta(seconds=60)
+NOW = f.at(0)
+
+TAG_GOAL = f.goal("tag_added", {"tag_name": "Purchased"}, "g-tag")
+BUY_GOAL = f.goal("purchase_made", {"min_amount": "100"}, "g-buy")
+
+
+def run(state: ContactState, wf: WorkflowConfig | None, *events, now=NOW):  # type: ignore[no-untyped-def]
+    outcomes = [state.handle(e, lambda _id: wf, now, GRACE) for e in events]
+    return [a for o in outcomes for a in o.achievements], [x for o in outcomes for x in o.exits]
+
+
+def new_state() -> ContactState:
+    return ContactState("t1", "c1")
+
+
+def test_tag_goal_exits_the_enrollment_with_deterministic_ids() -> None:  # R3, R8
+    state = new_state()
+    achievements, exits = run(state, f.workflow(TAG_GOAL), f.started(time=f.at(0)), f.tag(time=f.at(5)))
+    assert [a.id for a in achievements] == [ids.achievement_id("t1", "en1", "g-tag")]
+    assert achievements[0].achieved_at == f.at(5)
+    assert [(x.id, x.goal_ids, x.enrolled_at) for x in exits] == [
+        (ids.exit_id("t1", "en1"), ("g-tag",), f.at(0))
+    ]
+    assert state.enrollments["en1"].status is EnrollmentStatus.COMPLETED_GOAL
+
+
+def test_nothing_is_evaluated_after_a_goal_exit() -> None:  # R8
+    state = new_state()
+    run(state, f.workflow(TAG_GOAL), f.started(time=f.at(0)), f.tag(time=f.at(5)))
+    assert run(state, f.workflow(TAG_GOAL), f.tag(time=f.at(6))) == ([], [])
+
+
+def test_a_non_matching_event_changes_nothing() -> None:
+    state = new_state()
+    assert run(state, f.workflow(TAG_GOAL), f.started(), f.tag(name="Other", time=f.at(1))) == ([], [])
+    assert state.enrollments["en1"].is_active
+
+
+def test_no_retroactive_goals() -> None:  # constraint: not evaluated retroactively
+    state = new_state()
+    assert run(state, f.workflow(TAG_GOAL), f.started(time=f.at(10)), f.tag(time=f.at(9))) == ([], [])
+
+
+def test_an_event_before_activation_does_not_count() -> None:
+    state = new_state()
+    wf = f.workflow(TAG_GOAL, activated_at=f.at(20))
+    assert run(state, wf, f.started(time=f.at(0)), f.tag(time=f.at(10))) == ([], [])
+
+
+def test_an_event_processed_before_its_enrollment_counts_within_grace() -> None:
+    state = new_state()
+    _, exits = run(state, f.workflow(TAG_GOAL), f.tag(time=f.at(5)), f.started(time=f.at(1)), now=f.at(30))
+    assert len(exits) == 1
+
+
+def test_an_event_processed_before_its_enrollment_expires_after_grace() -> None:
+    state = new_state()
+    wf = f.workflow(TAG_GOAL)
+    state.handle(f.tag(time=f.at(5)), lambda _: wf, f.at(0), GRACE)
+    outcome = state.handle(f.started(time=f.at(1)), lambda _: wf, f.at(61), GRACE)
+    assert outcome.exits == []
+
+
+def test_the_grace_buffer_still_refuses_retroactive_events() -> None:
+    state = new_state()
+    assert run(state, f.workflow(TAG_GOAL), f.tag(time=f.at(0)), f.started(time=f.at(1))) == ([], [])
+
+
+def test_inactive_workflow_or_goal_never_counts() -> None:  # R9, R10
+    inactive_wf = f.workflow(TAG_GOAL, active=False)
+    assert run(new_state(), inactive_wf, f.started(), f.tag(time=f.at(1))) == ([], [])
+    inactive_goal = f.workflow(f.goal("tag_added", {"tag_name": "Purchased"}, "g", active=False))
+    assert run(new_state(), inactive_goal, f.started(), f.tag(time=f.at(1))) == ([], [])
+
+
+def test_ended_enrollment_is_disarmed() -> None:  # R10
+    state = new_state()
+    run(state, f.workflow(TAG_GOAL), f.started(), f.ended("exited", time=f.at(1)))
+    assert state.enrollments["en1"].status is EnrollmentStatus.EXITED
+    assert run(state, f.workflow(TAG_GOAL), f.tag(time=f.at(2))) == ([], [])
+
+
+def test_an_end_processed_before_its_start_keeps_the_enrollment_ended() -> None:
+    state = new_state()
+    run(state, f.workflow(TAG_GOAL), f.ended("removed", time=f.at(3)), f.started(time=f.at(0)))
+    assert run(state, f.workflow(TAG_GOAL), f.tag(time=f.at(4))) == ([], [])
+
+
+def test_duplicate_start_does_not_reset_progress() -> None:
+    state = new_state()
+    wf = f.workflow(TAG_GOAL, BUY_GOAL, logic="all")
+    run(state, wf, f.started(time=f.at(0)), f.tag(time=f.at(1)), f.started(time=f.at(0)))
+    assert set(state.enrollments["en1"].met_goals) == {"g-tag"}
+
+
+def test_all_logic_records_each_goal_then_exits_once() -> None:  # R11
+    state = new_state()
+    wf = f.workflow(TAG_GOAL, BUY_GOAL, logic="all")
+    a1, x1 = run(state, wf, f.started(), f.tag(time=f.at(1)))
+    assert [a.goal.id for a in a1] == ["g-tag"] and x1 == []
+    a2, x2 = run(state, wf, f.payment(amount="150", time=f.at(2)))
+    assert [a.goal.id for a in a2] == ["g-buy"]
+    assert [x.goal_ids for x in x2] == [("g-tag", "g-buy")]
+
+
+def test_any_logic_exits_on_the_first_goal() -> None:  # R11
+    state = new_state()
+    _, exits = run(state, f.workflow(TAG_GOAL, BUY_GOAL), f.started(), f.payment(amount="100", time=f.at(1)))
+    assert [x.goal_ids for x in exits] == [("g-buy",)]
+
+
+def test_tenants_and_workflows_are_isolated() -> None:
+    other_tenant = ContactState("t2", "c1")
+    run(other_tenant, f.workflow(TAG_GOAL), f.started(tenant="t2"))
+    mine = new_state()
+    _, exits = run(mine, f.workflow(TAG_GOAL), f.started(), f.tag(time=f.at(1)))
+    assert exits[0].id != ids.exit_id("t2", "en1")
+    assert other_tenant.enrollments["en1"].is_active
+
+
+def test_state_survives_its_json_round_trip() -> None:
+    state = new_state()
+    run(state, f.workflow(TAG_GOAL, BUY_GOAL, logic="all"), f.started(), f.tag(time=f.at(1)))
+    again = ContactState.from_json("t1", "c1", state.to_json())
+    assert again == state
+
+
+def test_terminal_states_are_final() -> None:
+    e = Enrollment("wf", "en", f.at(0))
+    e.complete_goal(f.at(1))
+    with pytest.raises(IllegalTransition):
+        e.end("completed", f.at(2))
+    with pytest.raises(IllegalTransition):
+        e.record_goal("g", f.at(2))
+
+
+# --- properties ------------------------------------------------------------------
+
+_events = st.lists(
+    st.one_of(
+        st.builds(lambda t: f.tag(time=f.at(t)), st.integers(-30, 30)),
+        st.builds(
+            lambda t, a: f.payment(amount=str(a), time=f.at(t)), st.integers(-30, 30), st.integers(0, 200)
+        ),
+        st.builds(lambda t: f.started(time=f.at(t)), st.integers(-30, 30)),
+        st.builds(
+            lambda t, r: f.ended(r, time=f.at(t)),
+            st.integers(-30, 30),
+            st.sampled_from(["completed", "exited", "removed"]),
+        ),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_events, st.sampled_from(["any", "all"]))
+def test_at_most_one_exit_and_one_achievement_per_goal(events, logic) -> None:  # type: ignore[no-untyped-def]
+    state = new_state()
+    achievements, exits = run(state, f.workflow(TAG_GOAL, BUY_GOAL, logic=logic), *events)
+    assert len(exits) <= 1
+    assert len({a.id for a in achievements}) == len(achievements)
+    if exits:
+        met = {a.goal.id for a in achievements}
+        assert met == {"g-tag", "g-buy"} if logic == "all" else len(met) >= 1
+        assert state.enrollments["en1"].status is EnrollmentStatus.COMPLETED_GOAL
+
+
+@settings(max_examples=300, deadline=None)
+@given(_events)
+def test_nothing_before_the_enrollment_counts(events) -> None:  # type: ignore[no-untyped-def]
+    state = new_state()
+    achievements, _ = run(state, f.workflow(TAG_GOAL, BUY_GOAL), *events)
+    enrolled_at = state.enrollments["en1"].enrolled_at if "en1" in state.enrollments else None
+    for a in achievements:
+        assert enrolled_at is not None and a.achieved_at >= enrolled_at
