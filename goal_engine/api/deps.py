@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from goal_engine.configuration.store import Actor
+from goal_engine.contract.events import ID_PATTERN
 from goal_engine.core.config import Settings
 from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, verify_token
 
@@ -60,6 +61,12 @@ def actor(principal: Principal) -> Actor:
     return Actor(tenant_id=principal.tenant_id, subject=principal.subject)
 
 
-WorkflowId = Annotated[str, Path(min_length=1, max_length=200, description="the workflow's id")]
-GoalId = Annotated[str, Path(min_length=1, max_length=200, description="the goal's id (UUID)")]
-EnrollmentId = Annotated[str, Path(min_length=1, max_length=200, description="the enrollment's id")]
+WorkflowId = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the workflow's id")
+]
+GoalId = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the goal's id (UUID)")
+]
+EnrollmentId = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the enrollment's id")
+]

@@ -19,6 +19,7 @@ from goal_engine.contract.events import (
     make_event,
 )
 from goal_engine.contract.topics import Topic, workflow_key
+from goal_engine.domain import ids
 from goal_engine.domain.goals import (
     GOAL_TYPES,
     MAX_GOALS_PER_WORKFLOW,
@@ -330,7 +331,7 @@ async def _enqueue(
     workflow_id = data.workflow.workflow_id
     event = make_event(
         topic,
-        event_id=f"{workflow_id}/v{data.workflow.version}",
+        event_id=ids.config_event_id(tenant_id, workflow_id, data.workflow.version),
         tenant_id=tenant_id,
         time=datetime.now(UTC),
         data=data,

@@ -23,10 +23,13 @@ from pydantic import (
 
 from goal_engine.contract.topics import Topic
 
-#: An identifier from another module: any non-empty string, bounded so a hostile
-#: producer cannot blow up state or read-model rows.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Name = Annotated[str, StringConstraints(max_length=500)]
+#: An identifier from another module: any non-empty string without control
+#: characters, bounded so a hostile producer cannot blow up state or rows.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ID_PATTERN)]
+#: A display name: anything but NUL, which PostgreSQL cannot store in TEXT or JSONB.
+NAME_PATTERN = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(max_length=500, pattern=NAME_PATTERN)]
 
 #: Largest record value the engine accepts; larger ones are dead-lettered.
 MAX_EVENT_BYTES = 256 * 1024
@@ -266,6 +269,9 @@ def parse_event(value: bytes | None, expected_type: str | None = None) -> CloudE
         raise InvalidEvent(f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidEvent("malformed event: the value is not a JSON object")
+    if _has_nul(raw):
+        # Unknown fields travel on (trigger_event.data): one NUL would stall the read models.
+        raise InvalidEvent("invalid characters: a NUL (\\u0000) in the event")
     try:
         event = CloudEvent.model_validate(raw)
     except ValidationError as exc:
@@ -283,6 +289,16 @@ def parse_event(value: bytes | None, expected_type: str | None = None) -> CloudE
     except ValidationError as exc:
         raise InvalidEvent(f"invalid data for {event.type}: {_first_error(exc)}") from None
     return event
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _first_error(exc: ValidationError) -> str:

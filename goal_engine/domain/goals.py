@@ -24,6 +24,8 @@ from pydantic import (
 )
 
 from goal_engine.contract.events import (
+    ID_PATTERN,
+    NAME_PATTERN,
     AppointmentBooked,
     FormSubmitted,
     PaymentCompleted,
@@ -32,7 +34,9 @@ from goal_engine.contract.events import (
 )
 from goal_engine.contract.topics import Topic
 
-CriteriaId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+CriteriaId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=ID_PATTERN)
+]
 
 #: Business constraint of the spec: at most three goals per workflow.
 MAX_GOALS_PER_WORKFLOW = 3
@@ -54,7 +58,9 @@ class _Criteria(BaseModel):
 
 class TagAddedCriteria(_Criteria):
     tag_id: CriteriaId | None = None
-    tag_name: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    tag_name: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NAME_PATTERN)] | None = (
+        None
+    )
 
     @model_validator(mode="after")
     def _one_given(self) -> TagAddedCriteria:

@@ -19,3 +19,8 @@ def achievement_id(tenant_id: str, enrollment_id: str, goal_id: str) -> str:
 
 def exit_id(tenant_id: str, enrollment_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"exit\x1f{tenant_id}\x1f{enrollment_id}"))
+
+
+def config_event_id(tenant_id: str, workflow_id: str, version: int) -> str:
+    """The id of the configuration event that publishes a workflow's ``version``."""
+    return str(uuid.uuid5(_NAMESPACE, f"config\x1f{tenant_id}\x1f{workflow_id}\x1f{version}"))

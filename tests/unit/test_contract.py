@@ -51,6 +51,9 @@ def test_a_valid_event_parses_and_ignores_unknown_fields() -> None:
         (raw(data={"tag_id": "x"}), "invalid data for contact.tag.added: tag_name"),
         (raw(data={"tag_id": 5, "tag_name": "x"}), "tag_id"),
         (b" " * (MAX_EVENT_BYTES + 1), "oversized record"),
+        (raw(subject="c\x001"), "NUL"),
+        (raw(data={**GOOD["data"], "note": "a\x00b"}), "NUL"),  # even in an ignored field
+        (raw(tenantid="t\n1"), "invalid envelope: tenantid"),
         (None, "tombstone"),
     ],
 )
