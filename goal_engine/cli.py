@@ -162,6 +162,9 @@ COMMANDS = {
 }
 
 
+SERVICES = ("worker", "projector", "api")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="goal-engine",
@@ -198,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format, process=args.command)
+    # The services log JSON lines for machines; the commands a person runs log text.
+    fmt = settings.log_format if args.command in SERVICES else "text"
+    configure_logging(settings.log_level, fmt, process=args.command)
     handler, _ = COMMANDS[args.command]
     return handler(settings, args)
 

@@ -39,5 +39,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json", process: str | Non
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Kafka clients are chatty at INFO about every rebalance step.
-    for noisy in ("aiokafka", "faust.transport", "mode"):
+    for noisy in ("aiokafka", "faust.transport", "mode", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

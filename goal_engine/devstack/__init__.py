@@ -8,6 +8,9 @@ are the entry points; they are not imported here so that importing the package s
 
 from __future__ import annotations
 
+import ctypes
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,6 +25,31 @@ def tail(path: Path, lines: int = 40) -> str:
             return "".join(f.readlines()[-lines:])
     except OSError:
         return ""
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None  # not Linux: children simply lack the parent-death signal
+
+
+# Looked up here, in the parent: the child may already run as another user that
+# cannot read Python's files, so die_with_parent must import and load nothing.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for every child we start: SIGTERM it when its parent dies.
+
+    Linux's parent-death signal: even a SIGKILLed supervisor leaves no orphan.
+    Together with ``start_new_session=True`` (a terminal's Ctrl-C reaches only the
+    supervisor, which stops the children in order: workers before Kafka).
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _alive(pid: int) -> bool:

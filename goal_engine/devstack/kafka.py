@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from goal_engine.devstack import DevstackError, stop_orphan, tail
+from goal_engine.devstack import DevstackError, die_with_parent, stop_orphan, tail
 
 log = logging.getLogger("goal_engine.devstack")
 
@@ -326,6 +326,8 @@ class KafkaBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         (self.data_dir / "kafka.pid").write_text(f"{self._proc.pid}\n")
 

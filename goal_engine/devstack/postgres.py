@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from goal_engine.devstack import DevstackError, stop_orphan, tail
+from goal_engine.devstack import DevstackError, die_with_parent, stop_orphan, tail
 
 log = logging.getLogger("goal_engine.devstack")
 
@@ -206,6 +206,8 @@ class LocalPostgres:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd="/",
+                start_new_session=True,
+                preexec_fn=die_with_parent,
                 **self._user_kwargs(user),
             )
 

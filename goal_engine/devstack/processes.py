@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -13,16 +11,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from goal_engine.devstack import die_with_parent
+
 log = logging.getLogger("goal_engine.devstack")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Linux: the child gets SIGTERM if its parent dies, even by SIGKILL, so a
-    # crashed supervisor never leaves workers behind.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ManagedProcess:
@@ -49,7 +40,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         log.info("started %s (pid %s), log: %s", self.name, self.proc.pid, self.log_path)
 
