@@ -79,7 +79,10 @@ def settings(kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.T
         worker_metrics_port=free_port(),
         projector_metrics_port=free_port(),
         jwt_secret="integration-test-secret-at-least-32-bytes",
-        grace_seconds=60,
+        # Short windows, so expiry and the no-leak guarantee are observable in a test.
+        grace_seconds=10,
+        ended_retention_seconds=3,
+        sweep_interval_seconds=1,
         log_format="text",
     )
 

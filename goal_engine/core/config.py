@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(
         60.0, ge=0, description="how long a goal event waits for an enrollment processed after it"
     )
+    ended_retention_seconds: float = Field(
+        3600.0, ge=0, description="how long an ended enrollment is remembered (against late duplicates)"
+    )
+    sweep_interval_seconds: float = Field(30.0, gt=0, description="how often expired worker state is swept")
 
     # --- metrics (one port per process) ----------------------------------------
     worker_metrics_port: int = 9101

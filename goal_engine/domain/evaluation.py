@@ -1,21 +1,26 @@
-"""Goal evaluation for one contact (R3-R8, R11): pure, no I/O.
+"""Goal evaluation for one contact (R3-R8, R10, R11): pure, no I/O.
 
 The stream worker keeps one :class:`ContactState` per (tenant, contact) and
 hands it every contact-scoped event; the state answers with the achievements
 and exits to publish. An event therefore costs O(that contact's enrollments).
 
 Timing rules (contract section 2):
-1. An event counts for an enrollment only if its ``time`` is not before the
-   enrollment's time nor the workflow's activation (no retroactive goals).
+1. An event counts for a goal only if its ``time`` is not before the
+   enrollment's time, the workflow's activation, nor the goal's last change
+   (no retroactive goals; a change applies to events after it).
 2. Topics are not ordered against each other, so a goal event may be
-   processed before the enrollment it belongs to. Source events are kept for
-   ``grace`` (processing time) and replayed against an enrollment that starts
-   later; rule 1 still applies to them.
+   processed before the enrollment it belongs to, or before the activation or
+   goal change that arms it reaches the worker. Goal events are therefore kept
+   for ``grace`` (processing time) and evaluated again when such an
+   enrollment or configuration arrives; rule 1 still applies to them.
+3. An ended enrollment is remembered for ``ended_retention`` so that a
+   duplicated or late ``enrollment.started`` cannot arm it again; after that
+   the state holds nothing for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,9 +34,14 @@ from goal_engine.domain.workflow import Goal, WorkflowConfig
 
 WorkflowLookup = Callable[[str], WorkflowConfig | None]
 
-#: How long an ended enrollment is remembered, so a duplicated or late
-#: ``enrollment.started`` cannot re-arm it.
-TERMINAL_RETENTION = timedelta(days=7)
+
+@dataclass(frozen=True)
+class Clock:
+    """Processing time and the windows measured in it."""
+
+    now: datetime
+    grace: timedelta = timedelta(seconds=60)
+    ended_retention: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -63,78 +73,52 @@ class Outcome:
         self.achievements += other.achievements
         self.exits += other.exits
 
+    def __bool__(self) -> bool:
+        return bool(self.achievements or self.exits)
+
 
 @dataclass
 class ContactState:
     tenant_id: str
     contact_id: str
     enrollments: dict[str, Enrollment] = field(default_factory=dict)
-    # (processing time it arrived, the event), oldest first
+    # (processing time it arrived, the goal event), in arrival order
     recent: list[tuple[datetime, CloudEvent]] = field(default_factory=list)
 
-    # --- events ---------------------------------------------------------------
+    # --- the worker's entry points ------------------------------------------------
 
-    def on_goal_event(
-        self, event: CloudEvent, workflows: WorkflowLookup, now: datetime, grace: timedelta
-    ) -> Outcome:
-        self._forget_old(now, grace)
-        if grace > timedelta(0) and all(e.id != event.id for _, e in self.recent):
-            self.recent.append((now, event))
-        outcome = Outcome()
-        for enrollment in list(self.enrollments.values()):
-            outcome.extend(self._evaluate(enrollment, workflows(enrollment.workflow_id), event))
-        return outcome
-
-    def on_enrollment_started(
-        self,
-        workflow_id: str,
-        enrollment_id: str,
-        at: datetime,
-        workflows: WorkflowLookup,
-        now: datetime,
-        grace: timedelta,
-    ) -> Outcome:
-        self._forget_old(now, grace)
-        if enrollment_id in self.enrollments:
-            return Outcome()  # a duplicate, or it ended before its start reached us
-        enrollment = Enrollment(workflow_id, enrollment_id, enrolled_at=at)
-        self.enrollments[enrollment_id] = enrollment
-        outcome = Outcome()
-        workflow = workflows(workflow_id)
-        for _, event in sorted(self.recent, key=lambda r: r[1].time):
-            outcome.extend(self._evaluate(enrollment, workflow, event))
-        return outcome
-
-    def on_enrollment_ended(self, workflow_id: str, enrollment_id: str, reason: str, at: datetime) -> None:
-        enrollment = self.enrollments.get(enrollment_id)
-        if enrollment is None:
-            # Ended before its start was processed: remember it so the late
-            # start does not arm goals for an enrollment that is already over.
-            enrollment = Enrollment(workflow_id, enrollment_id, enrolled_at=None)
-            self.enrollments[enrollment_id] = enrollment
-        if enrollment.is_active:
-            enrollment.end(reason, at)
-
-    def handle(
-        self, event: CloudEvent, workflows: WorkflowLookup, now: datetime, grace: timedelta
-    ) -> Outcome:
-        """Apply one contact-scoped event of any type (the worker's single entry point)."""
+    def handle(self, event: CloudEvent, workflows: WorkflowLookup, clock: Clock) -> Outcome:
+        """Apply one contact-scoped event of any type."""
+        self.prune(clock)
         match Topic(event.type):
             case Topic.ENROLLMENT_STARTED:
                 data = event.typed_data()
-                return self.on_enrollment_started(
-                    data.workflow_id, data.enrollment_id, event.time, workflows, now, grace
-                )
+                return self._start(data.workflow_id, data.enrollment_id, event.time, workflows)
             case Topic.ENROLLMENT_ENDED:
                 data = event.typed_data()
-                self.on_enrollment_ended(data.workflow_id, data.enrollment_id, data.reason, event.time)
+                self._end(data.workflow_id, data.enrollment_id, data.reason, event.time)
                 return Outcome()
             case t if t in GOAL_SOURCE_TOPICS:
-                return self.on_goal_event(event, workflows, now, grace)
+                if clock.grace > timedelta(0) and all(e.id != event.id for _, e in self.recent):
+                    self.recent.append((clock.now, event))
+                return self._evaluate_all(self.active_enrollments, [event], workflows)
             case _:
                 raise ValueError(f"not a contact-scoped event type: {event.type}")
 
-    # --- queries --------------------------------------------------------------
+    def on_workflow_changed(self, workflow_id: str, workflows: WorkflowLookup, clock: Clock) -> Outcome:
+        """A workflow's configuration reached the worker: kept events may now count (rule 2)."""
+        self.prune(clock)
+        enrollments = [e for e in self.active_enrollments if e.workflow_id == workflow_id]
+        return self._evaluate_all(enrollments, self._recent_events(), workflows)
+
+    def prune(self, clock: Clock) -> None:
+        """Forget kept events past the grace window and ended enrollments past retention."""
+        self.recent = [(at, e) for at, e in self.recent if clock.now - at <= clock.grace]
+        for key, enrollment in list(self.enrollments.items()):
+            if enrollment.ended_at is not None and clock.now - enrollment.ended_at > clock.ended_retention:
+                del self.enrollments[key]
+
+    # --- queries --------------------------------------------------------------------
 
     @property
     def active_enrollments(self) -> list[Enrollment]:
@@ -144,7 +128,47 @@ class ContactState:
     def is_empty(self) -> bool:
         return not self.enrollments and not self.recent
 
-    # --- internals ------------------------------------------------------------
+    def next_expiry(self, clock: Clock) -> datetime | None:
+        """When :meth:`prune` will next have something to forget (None: never by itself)."""
+        times = [at + clock.grace for at, _ in self.recent]
+        times += [
+            e.ended_at + clock.ended_retention for e in self.enrollments.values() if e.ended_at is not None
+        ]
+        return min(times, default=None)
+
+    # --- transitions ----------------------------------------------------------------
+
+    def _start(
+        self, workflow_id: str, enrollment_id: str, at: datetime, workflows: WorkflowLookup
+    ) -> Outcome:
+        if enrollment_id in self.enrollments:
+            return Outcome()  # a duplicate, or it ended before its start reached us
+        enrollment = Enrollment(workflow_id, enrollment_id, enrolled_at=at)
+        self.enrollments[enrollment_id] = enrollment
+        return self._evaluate_all([enrollment], self._recent_events(), workflows)
+
+    def _end(self, workflow_id: str, enrollment_id: str, reason: str, at: datetime) -> None:
+        enrollment = self.enrollments.get(enrollment_id)
+        if enrollment is None:
+            # Ended before its start was processed: remember it, so the late
+            # start does not arm goals for an enrollment that is already over.
+            enrollment = Enrollment(workflow_id, enrollment_id, enrolled_at=None)
+            self.enrollments[enrollment_id] = enrollment
+        if enrollment.is_active:
+            enrollment.end(reason, at)
+
+    def _recent_events(self) -> list[CloudEvent]:
+        return sorted((e for _, e in self.recent), key=lambda e: e.time)
+
+    def _evaluate_all(
+        self, enrollments: Iterable[Enrollment], events: list[CloudEvent], workflows: WorkflowLookup
+    ) -> Outcome:
+        outcome = Outcome()
+        for enrollment in enrollments:
+            workflow = workflows(enrollment.workflow_id)
+            for event in events:
+                outcome.extend(self._evaluate(enrollment, workflow, event))
+        return outcome
 
     def _evaluate(
         self, enrollment: Enrollment, workflow: WorkflowConfig | None, event: CloudEvent
@@ -154,13 +178,14 @@ class ContactState:
             return outcome
         if event.time < enrollment.enrolled_at:
             return outcome  # rule 1: no retroactive goals
-        if workflow.activated_at is not None and event.time < workflow.activated_at:
-            return outcome
-        data = event.typed_data()
+        data = None
         for goal in workflow.armed_goals:
             spec = GOAL_TYPES[goal.goal_type]
             if goal.id in enrollment.met_goals or spec.source != event.type:
                 continue
+            if event.time < workflow.armed_since(goal):
+                continue  # rule 1: the goal was not armed yet when it happened
+            data = data if data is not None else event.typed_data()
             if not spec.matches(goal.criteria, data):
                 continue
             enrollment.record_goal(goal.id, event.time)
@@ -189,18 +214,15 @@ class ContactState:
             )
         return outcome
 
-    def _forget_old(self, now: datetime, grace: timedelta) -> None:
-        self.recent = [(at, e) for at, e in self.recent if now - at <= grace]
-        for key, enrollment in list(self.enrollments.items()):
-            if enrollment.ended_at is not None and now - enrollment.ended_at > TERMINAL_RETENTION:
-                del self.enrollments[key]
+    # --- plain-JSON form for the worker's tables ---------------------------------------
 
-    # --- plain-JSON form for the worker's tables ---------------------------------
-
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, clock: Clock) -> dict[str, Any]:
+        expiry = self.next_expiry(clock)
         return {
             "enrollments": [e.to_json() for e in self.enrollments.values()],
             "recent": [[at.isoformat(), e.model_dump(mode="json")] for at, e in self.recent],
+            # Read alone by the worker's sweeper, so it need not parse the whole state.
+            "expires_at": expiry.timestamp() if expiry is not None else None,
         }
 
     @classmethod

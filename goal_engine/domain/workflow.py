@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from goal_engine.contract.events import WorkflowSnapshot
@@ -19,6 +19,7 @@ class Goal:
     goal_type: GoalType
     criteria: Any  # the goal type's criteria model, already validated
     is_active: bool = True
+    changed_at: datetime | None = None  # the goal's last change: it counts events from then on
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class WorkflowConfig:
         if not self.active:
             return ()
         return tuple(g for g in self.goals if g.is_active)
+
+    def armed_since(self, goal: Goal) -> datetime:
+        """The earliest event time that counts for ``goal``: its activation or last change."""
+        times = [t for t in (self.activated_at, goal.changed_at) if t is not None]
+        return max(times, default=datetime.min.replace(tzinfo=UTC))
 
     def is_satisfied(self, met: Mapping[str, datetime]) -> bool:
         """Whether the goals met so far exit the enrollment under the workflow's logic."""
@@ -55,7 +61,13 @@ class WorkflowConfig:
             logic=snapshot.logic,
             activated_at=snapshot.activated_at,
             goals=tuple(
-                Goal(g.id, GoalType(g.goal_type), parse_criteria(g.goal_type, g.criteria), g.is_active)
+                Goal(
+                    g.id,
+                    GoalType(g.goal_type),
+                    parse_criteria(g.goal_type, g.criteria),
+                    g.is_active,
+                    g.updated_at,
+                )
                 for g in snapshot.goals
             ),
         )

@@ -1,4 +1,4 @@
-"""The Faust stream worker: topics, the contact table and the two agents.
+"""The Faust stream worker: topics, the contact table and the agents.
 
 Flow (each arrow one module)::
 
@@ -10,7 +10,9 @@ Flow (each arrow one module)::
 correct whatever key a producer used, and dead-letters what it cannot accept.
 ``evaluate`` owns a partition of the ``contacts`` table (one
 :class:`~goal_engine.domain.evaluation.ContactState` per tenant and contact)
-and calls the pure domain; this module only moves bytes.
+and calls the pure domain; this module only moves bytes. Control records
+(:mod:`.control`) bring configuration changes and expiry into the contact's
+partition, the only place its state may be written.
 
 At-least-once, in this order per event (why: a crash between two steps must
 never lose an exit):
@@ -24,19 +26,22 @@ deterministic ids; a crash after 3 finds the work done.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 
-from goal_engine.contract.events import InvalidEvent, parse_event
+from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
 from goal_engine.contract.topics import CONTACT_SCOPED_TOPICS, Topic, contact_key
 from goal_engine.core.config import Settings
-from goal_engine.domain.evaluation import ContactState
+from goal_engine.domain.evaluation import Clock, ContactState, Outcome
+from goal_engine.domain.workflow import WorkflowConfig
 from goal_engine.stream import metrics
+from goal_engine.stream.control import Control, read_control
+from goal_engine.stream.listeners import ListenerIndex, summarize
 from goal_engine.stream.records import Record, dead_letter_record, outcome_records
 from goal_engine.stream.workflow_configs import WorkflowConfigs
 
@@ -58,9 +63,15 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
     )
-    configs = WorkflowConfigs(settings)
-    grace = timedelta(seconds=settings.grace_seconds)
+    index = ListenerIndex()
     prefix_len = len(settings.topic_prefix)
+
+    def clock() -> Clock:
+        return Clock(
+            now=datetime.now(UTC),
+            grace=timedelta(seconds=settings.grace_seconds),
+            ended_retention=timedelta(seconds=settings.ended_retention_seconds),
+        )
 
     def raw_topic(topic: Topic, **kw: Any) -> faust.TopicT:
         return app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw", **kw)
@@ -70,22 +81,75 @@ def create_app(settings: Settings) -> faust.App:
     )
     contact_events = raw_topic(Topic.CONTACT_EVENTS, partitions=settings.partitions)
     outputs = {t: raw_topic(t) for t in (Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL, Topic.DEAD_LETTER)}
+
+    async def send_control(control: Control) -> None:
+        key = contact_key(control.tenant_id, control.contact_id).encode()
+        await contact_events.send(key=key, value=b"", headers=control.header())
+
+    async def on_workflow_changed(tenant_id: str, workflow_id: str) -> None:
+        for key in index.waiting_for(tenant_id, workflow_id):
+            contact_id = key[len(tenant_id) + 1 :]
+            await send_control(Control("rescan", tenant_id, contact_id, workflow_id))
+
+    configs = WorkflowConfigs(settings, on_change=on_workflow_changed)
+
+    async def rebuild_index() -> None:
+        index.rebuild(
+            (key, ContactState.from_json(raw["tenant_id"], raw["contact_id"], raw))
+            for key, raw in list(contacts.items())
+            if raw
+        )
+        log.info("listener index rebuilt", extra={"active_enrollments": index.active_enrollments()})
+
     contacts = app.Table(
         "contacts",
         default=None,
         partitions=settings.partitions,
         # JSON both ways: keys come back from the changelog as the same str they went in as.
         schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        on_recover=rebuild_index,
     )
+    metrics.ARMED_LISTENERS.set_function(lambda: index.armed(configs))
+    metrics.ACTIVE_ENROLLMENTS.set_function(index.active_enrollments)
+    metrics.CONTACT_STATES.set_function(lambda: len(contacts))
 
     async def publish(records: list[Record], wait: bool) -> None:
         futures = [await outputs[r.topic].send(key=r.key, value=r.value) for r in records]
         if wait:
-            await asyncio.gather(*futures)
+            for future in futures:
+                await future
+
+    async def update_contact(
+        tenant_id: str, contact_id: str, change: Callable[[ContactState], Outcome]
+    ) -> Outcome:
+        """Steps 1-3 of the module docstring for one contact."""
+        key = contact_key(tenant_id, contact_id)
+        state = ContactState.from_json(tenant_id, contact_id, contacts.get(key))
+        before = summarize(state)
+        outcome = change(state)
+        if outcome:
+            await publish(outcome_records(tenant_id, contact_id, outcome), wait=True)
+            for a in outcome.achievements:
+                metrics.GOALS_ACHIEVED.labels(a.goal.goal_type.value).inc()
+            metrics.EXITS.inc(len(outcome.exits))
+        if state.is_empty:
+            contacts.pop(key, None)
+        else:
+            contacts[key] = {"tenant_id": tenant_id, "contact_id": contact_id, **state.to_json(clock())}
+        index.update(key, tenant_id, before, summarize(state))
+        return outcome
 
     @app.task
     async def follow_configs() -> None:
         await configs.run()
+
+    @app.timer(interval=settings.sweep_interval_seconds)
+    async def sweep() -> None:
+        """Ask each contact whose state has expired parts to forget them (R10: no leak)."""
+        now = time.time()
+        due = [raw for raw in list(contacts.values()) if raw and (raw.get("expires_at") or now + 1) <= now]
+        for raw in due:
+            await send_control(Control("sweep", raw["tenant_id"], raw["contact_id"]))
 
     @app.agent(sources, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -121,27 +185,37 @@ def create_app(settings: Settings) -> faust.App:
         await configs.ready.wait()
         metrics.READY.set(1)
         async for event in stream.events():
-            ce = parse_event(event.message.value)  # validated by ingest: cannot fail here
+            msg = event.message
+            control = read_control(msg.headers)
+            if control is not None:
+                await update_contact(
+                    control.tenant_id, control.contact_id, _controlled(control, configs, clock())
+                )
+                continue
+            ce = parse_event(msg.value)  # validated by ingest: cannot fail here
             assert ce.subject is not None
-            key = contact_key(ce.tenantid, ce.subject)
-            state = ContactState.from_json(ce.tenantid, ce.subject, contacts.get(key))
-            before = len(state.active_enrollments)
-
-            def lookup(workflow_id: str, tenant: str = ce.tenantid) -> Any:
-                return configs.get(tenant, workflow_id)
-
-            outcome = state.handle(ce, lookup, datetime.now(UTC), grace)
-            if outcome.achievements or outcome.exits:
-                await publish(outcome_records(ce.tenantid, ce.subject, outcome), wait=True)
-                for a in outcome.achievements:
-                    metrics.GOALS_ACHIEVED.labels(a.goal.goal_type.value).inc()
-                if outcome.exits:
-                    metrics.EXITS.inc(len(outcome.exits))
-                    metrics.EXIT_LATENCY.observe(max(0.0, time.time() - event.message.timestamp))
-            if state.is_empty:
-                contacts.pop(key, None)
-            else:
-                contacts[key] = state.to_json()
-            metrics.ACTIVE_ENROLLMENTS.inc(len(state.active_enrollments) - before)
+            outcome = await update_contact(ce.tenantid, ce.subject, _handled(ce, configs, clock()))
+            if outcome.exits:
+                metrics.EXIT_LATENCY.observe(max(0.0, time.time() - msg.timestamp))
 
     return app
+
+
+def _lookup(configs: WorkflowConfigs, tenant_id: str) -> Callable[[str], WorkflowConfig | None]:
+    return lambda workflow_id: configs.get(tenant_id, workflow_id)
+
+
+def _handled(event: CloudEvent, configs: WorkflowConfigs, clock: Clock) -> Callable[[ContactState], Outcome]:
+    return lambda state: state.handle(event, _lookup(configs, event.tenantid), clock)
+
+
+def _controlled(
+    control: Control, configs: WorkflowConfigs, clock: Clock
+) -> Callable[[ContactState], Outcome]:
+    def apply(state: ContactState) -> Outcome:
+        if control.op == "rescan" and control.workflow_id is not None:
+            return state.on_workflow_changed(control.workflow_id, _lookup(configs, control.tenant_id), clock)
+        state.prune(clock)
+        return Outcome()
+
+    return apply

@@ -15,6 +15,10 @@ EXITS = Counter("goal_engine_exits_total", "Enrollments exited on a goal")
 ACTIVE_ENROLLMENTS = Gauge(
     "goal_engine_active_enrollments", "Active enrollments held by this worker's partitions"
 )
+ARMED_LISTENERS = Gauge(
+    "goal_engine_armed_listeners",
+    "Armed goal listeners: (active enrollment, armed goal not yet met) pairs on this worker",
+)
 WORKFLOWS = Gauge("goal_engine_workflow_configs", "Workflow configurations held by this worker")
 EXIT_LATENCY = Histogram(
     "goal_engine_exit_latency_seconds",
@@ -22,3 +26,6 @@ EXIT_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")
+CONTACT_STATES = Gauge(
+    "goal_engine_contact_states", "Contacts with state (enrollments or kept events) in this worker's table"
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
 
@@ -26,9 +27,13 @@ from goal_engine.stream import metrics
 log = logging.getLogger(__name__)
 
 
+OnChange = Callable[[str, str], Awaitable[None]]
+
+
 class WorkflowConfigs:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_change: OnChange | None = None) -> None:
         self._settings = settings
+        self._on_change = on_change
         self._configs: dict[str, WorkflowConfig] = {}
         self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -71,7 +76,9 @@ class WorkflowConfigs:
                 batch = await consumer.getmany(timeout_ms=200, max_records=1000)
                 for tp, records in batch.items():
                     for record in records:
-                        self._apply_record(record.value)
+                        changed = self._apply_record(record.value)
+                        if changed and self._on_change is not None and self.ready.is_set():
+                            await self._on_change(*changed)
                         if tp in pending and record.offset + 1 >= end[tp]:
                             pending.discard(tp)
                 if not self.ready.is_set():
@@ -86,12 +93,15 @@ class WorkflowConfigs:
         finally:
             await consumer.stop()
 
-    def _apply_record(self, value: bytes | None) -> None:
+    def _apply_record(self, value: bytes | None) -> tuple[str, str] | None:
+        """Apply one record; the (tenant, workflow) it changed, if it changed one."""
         try:
             event = parse_event(value)
             snapshot = WorkflowSnapshot.model_validate(event.data["workflow"])
         except (InvalidEvent, KeyError, ValueError) as exc:
             # Only the API writes these topics; a bad record is a bug to see, not to crash on.
             log.error("ignored an invalid configuration record", extra={"reason": str(exc)})
-            return
-        self.apply(event.tenantid, snapshot)
+            return None
+        if self.apply(event.tenantid, snapshot):
+            return event.tenantid, snapshot.workflow_id
+        return None

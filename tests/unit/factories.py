@@ -63,8 +63,15 @@ def ended(
     return event("workflow.enrollment.ended", data, **kw)
 
 
-def goal(goal_type: str, criteria: dict[str, Any], goal_id: str | None = None, active: bool = True) -> Goal:
-    return Goal(goal_id or f"g-{goal_type}", GoalType(goal_type), parse_criteria(goal_type, criteria), active)
+def goal(
+    goal_type: str,
+    criteria: dict[str, Any],
+    goal_id: str | None = None,
+    active: bool = True,
+    changed_at: datetime | None = None,
+) -> Goal:
+    criteria_model = parse_criteria(goal_type, criteria)
+    return Goal(goal_id or f"g-{goal_type}", GoalType(goal_type), criteria_model, active, changed_at)
 
 
 def workflow(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from goal_engine.domain import ids
 from goal_engine.domain.enrollment import Enrollment, EnrollmentStatus, IllegalTransition
-from goal_engine.domain.evaluation import ContactState
+from goal_engine.domain.evaluation import Clock, ContactState
 from goal_engine.domain.workflow import WorkflowConfig
 from tests.unit import factories as f
 
@@ -22,7 +22,7 @@ BUY_GOAL = f.goal("purchase_made", {"min_amount": "100"}, "g-buy")
 
 
 def run(state: ContactState, wf: WorkflowConfig | None, *events, now=NOW):  # type: ignore[no-untyped-def]
-    outcomes = [state.handle(e, lambda _id: wf, now, GRACE) for e in events]
+    outcomes = [state.handle(e, lambda _id: wf, Clock(now, GRACE)) for e in events]
     return [a for o in outcomes for a in o.achievements], [x for o in outcomes for x in o.exits]
 
 
@@ -73,8 +73,8 @@ def test_an_event_processed_before_its_enrollment_counts_within_grace() -> None:
 def test_an_event_processed_before_its_enrollment_expires_after_grace() -> None:
     state = new_state()
     wf = f.workflow(TAG_GOAL)
-    state.handle(f.tag(time=f.at(5)), lambda _: wf, f.at(0), GRACE)
-    outcome = state.handle(f.started(time=f.at(1)), lambda _: wf, f.at(61), GRACE)
+    state.handle(f.tag(time=f.at(5)), lambda _: wf, Clock(f.at(0), GRACE))
+    outcome = state.handle(f.started(time=f.at(1)), lambda _: wf, Clock(f.at(61), GRACE))
     assert outcome.exits == []
 
 
@@ -138,7 +138,7 @@ def test_tenants_and_workflows_are_isolated() -> None:
 def test_state_survives_its_json_round_trip() -> None:
     state = new_state()
     run(state, f.workflow(TAG_GOAL, BUY_GOAL, logic="all"), f.started(), f.tag(time=f.at(1)))
-    again = ContactState.from_json("t1", "c1", state.to_json())
+    again = ContactState.from_json("t1", "c1", state.to_json(Clock(NOW)))
     assert again == state
 
 
@@ -191,3 +191,44 @@ def test_nothing_before_the_enrollment_counts(events) -> None:  # type: ignore[n
     enrolled_at = state.enrollments["en1"].enrolled_at if "en1" in state.enrollments else None
     for a in achievements:
         assert enrolled_at is not None and a.achieved_at >= enrolled_at
+
+
+# --- configuration reaching the worker late, goal changes, retention (R9, R10) ----------
+
+
+def test_an_event_processed_before_the_activation_reached_us_counts_when_it_arrives() -> None:
+    state, wf = new_state(), f.workflow(TAG_GOAL, activated_at=f.at(0))
+    known: dict[str, WorkflowConfig] = {}
+    clock = Clock(f.at(10), GRACE)
+    state.handle(f.started(time=f.at(1)), known.get, clock)
+    assert not state.handle(f.tag(time=f.at(2)), known.get, clock)  # the worker does not know wf1 yet
+    known["wf1"] = wf
+    outcome = state.on_workflow_changed("wf1", known.get, Clock(f.at(20), GRACE))
+    assert [x.enrollment_id for x in outcome.exits] == ["en1"]
+
+
+def test_a_goal_counts_only_events_after_its_last_change() -> None:
+    changed = f.goal("tag_added", {"tag_name": "Purchased"}, "g-tag", changed_at=f.at(10))
+    assert run(new_state(), f.workflow(changed), f.started(), f.tag(time=f.at(9))) == ([], [])
+    _, exits = run(new_state(), f.workflow(changed), f.started(), f.tag(time=f.at(10)))
+    assert len(exits) == 1
+
+
+def test_reactivation_rearms_goals_for_events_after_it() -> None:  # R9, R10
+    state = new_state()
+    run(state, f.workflow(TAG_GOAL, active=False), f.started(time=f.at(0)), f.tag(time=f.at(5)))
+    reactivated = f.workflow(TAG_GOAL, activated_at=f.at(8), version=2)
+    assert run(state, reactivated, f.tag(time=f.at(7))) == ([], [])  # while it was deactivated
+    _, exits = run(state, reactivated, f.tag(time=f.at(9)))
+    assert len(exits) == 1
+
+
+def test_ended_enrollments_are_forgotten_after_retention() -> None:  # R10: no leak
+    state, wf = new_state(), f.workflow(TAG_GOAL)
+    clock = Clock(f.at(0), GRACE, ended_retention=timedelta(seconds=30))
+    state.handle(f.started(time=f.at(0)), lambda _: wf, clock)
+    state.handle(f.tag(name="Other", time=f.at(1)), lambda _: wf, clock)
+    state.handle(f.ended("removed", time=f.at(2)), lambda _: wf, clock)
+    assert state.next_expiry(clock) == f.at(32)  # the ended enrollment; the kept event expires at 60
+    state.prune(Clock(f.at(61), GRACE, ended_retention=timedelta(seconds=30)))
+    assert state.is_empty and state.next_expiry(clock) is None

@@ -1,0 +1,196 @@
+"""The benchmark's results: percentiles, the printed table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of an ascending, non-empty sequence."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    count: int
+    min_ms: float
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, samples_ms: Sequence[float]) -> LatencyStats | None:
+        if not samples_ms:
+            return None
+        s = sorted(samples_ms)
+        return cls(
+            count=len(s),
+            min_ms=s[0],
+            mean_ms=round(sum(s) / len(s), 1),
+            p50_ms=percentile(s, 50),
+            p90_ms=percentile(s, 90),
+            p99_ms=percentile(s, 99),
+            p999_ms=percentile(s, 99.9),
+            max_ms=s[-1],
+        )
+
+
+@dataclass
+class Setup:
+    kafka_bootstrap: str
+    kafka_started_by_bench: bool
+    database: str
+    postgres_started_by_bench: bool
+    topic_prefix: str
+    partitions: int
+    worker_id: str
+    worker_log: str
+    tenants: int
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoadResult:
+    enrollments: int
+    produce_seconds: float
+    produce_rate: float  # enrollment events/s appended to Kafka by the bench
+    worker_seconds: float  # from the first enrollment sent until the worker holds all of them
+    worker_rate: float  # enrollment events/s the worker got through (ingest + evaluate)
+    worker_cpu_percent: float
+
+
+@dataclass
+class MeasureResult:
+    target_rate: float
+    duration_seconds: float
+    sent: int
+    send_seconds: float
+    send_rate: float
+    exits: int  # distinct exits matched to a source event
+    missing: int
+    duplicates: int  # exits seen more than once (at-least-once redelivery)
+    unexpected: int  # exits for enrollments the measure phase did not target
+    throughput: float  # matched exits / (last exit's append - first source append)
+    drain_seconds: float  # after the last send, until the last exit arrived (or the timeout)
+    latency: LatencyStats | None
+    worker_cpu_percent: float
+    broker_cpu_percent: float | None
+    bench_cpu_percent: float
+
+
+@dataclass
+class WorkerMemory:
+    pid: int
+    vm_hwm_mib: float | None  # peak resident set size
+    vm_rss_mib: float | None  # resident set size at the end
+
+
+@dataclass
+class Report:
+    started_at: str
+    ok: bool
+    setup: Setup
+    load: LoadResult | None = None
+    measure: MeasureResult | None = None
+    memory: WorkerMemory | None = None
+    worker_metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = self.started_at.replace(":", "").replace("-", "").split(".")[0]
+        path = directory / f"report-{stamp}.json"
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def render(report: Report) -> str:
+    """The report as an aligned, human-readable table."""
+    rows: list[tuple[str, str]] = []
+
+    def section(title: str) -> None:
+        rows.append((f"[{title}]", ""))
+
+    s = report.setup
+    section("setup")
+    rows += [
+        ("kafka", f"{s.kafka_bootstrap} ({'started by the bench' if s.kafka_started_by_bench else 'reused'})"),
+        ("postgresql", f"{s.database} ({'started by the bench' if s.postgres_started_by_bench else 'reused'})"),
+        ("topics", f"prefix {s.topic_prefix!r}, {s.partitions} partitions"),
+        ("worker", f"1 process ({s.worker_id}), log {s.worker_log}"),
+        ("tenants", f"{s.tenants} (one active workflow with one tag goal each)"),
+    ]
+    if s.worker_env:
+        rows.append(("worker env", " ".join(f"{k}={v}" for k, v in s.worker_env.items())))
+    if (load := report.load) is not None:
+        section("load: workflow.enrollment.started, one per contact")
+        rows += [
+            ("enrollments", _n(load.enrollments)),
+            ("produced", f"{_n(load.produce_rate)} ev/s ({load.produce_seconds:.1f} s, acks=all)"),
+            ("worker caught up", f"{_n(load.worker_rate)} ev/s ({load.worker_seconds:.1f} s)"),
+            ("worker cpu", f"{load.worker_cpu_percent:.0f} % of one core"),
+        ]
+    if (m := report.measure) is not None:
+        section("measure: contact.tag.added -> workflow.exit.goal")
+        rows += [
+            ("target rate", f"{_n(m.target_rate)} ev/s for {m.duration_seconds:.0f} s"),
+            ("sent", f"{_n(m.sent)} ({_n(m.send_rate, 1)} ev/s over {m.send_seconds:.1f} s)"),
+            ("exits", f"{_n(m.exits)} matched, {m.missing} missing, {m.duplicates} duplicate(s)"),
+            ("throughput", f"{_n(m.throughput, 1)} exits/s"),
+            ("drain", f"{m.drain_seconds:.1f} s after the last send"),
+        ]
+        if m.unexpected:
+            rows.append(("unexpected exits", _n(m.unexpected)))
+        if (lat := m.latency) is not None:
+            rows += [
+                ("latency p50", _ms(lat.p50_ms)),
+                ("latency p90", _ms(lat.p90_ms)),
+                ("latency p99", _ms(lat.p99_ms)),
+                ("latency p99.9", _ms(lat.p999_ms)),
+                ("latency max", _ms(lat.max_ms)),
+                ("latency mean", _ms(lat.mean_ms)),
+            ]
+        cpu = f"worker {m.worker_cpu_percent:.0f} %, bench {m.bench_cpu_percent:.0f} %"
+        if m.broker_cpu_percent is not None:
+            cpu += f", kafka {m.broker_cpu_percent:.0f} %"
+        rows.append(("cpu (100 % = 1 core)", cpu))
+    if (mem := report.memory) is not None:
+        section(f"worker memory (pid {mem.pid})")
+        rows += [
+            ("peak (VmHWM)", f"{mem.vm_hwm_mib:,.0f} MiB" if mem.vm_hwm_mib is not None else "n/a"),
+            ("at the end (VmRSS)", f"{mem.vm_rss_mib:,.0f} MiB" if mem.vm_rss_mib is not None else "n/a"),
+        ]
+    section("result")
+    rows.append(("status", "OK" if report.ok else "FAILED"))
+    if report.error:
+        rows.append(("error", report.error))
+    rows += [("note", note) for note in report.notes]
+
+    width = max(len(label) for label, _ in rows)
+    lines = []
+    for label, value in rows:
+        lines.append(label if label.startswith("[") else f"  {label:<{width}}  {value}")
+    return "\n".join(lines)

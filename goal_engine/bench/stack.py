@@ -1,0 +1,216 @@
+"""What the benchmark runs against: Kafka, PostgreSQL, its own topics and ONE stream worker.
+
+Kafka and PostgreSQL are the ones named by GOAL_ENGINE_KAFKA_BOOTSTRAP /
+GOAL_ENGINE_DATABASE_URL, else the devstack's own, started on free ports with their
+data under ``.local/bench-kafka`` and ``.local/bench-postgres`` (kept between runs, so
+the second run starts in seconds). Every run has its own topic prefix, consumer group
+(Faust app id) and worker state, so it never sees another run's data; its topics are
+deleted at the end unless asked to keep them.
+
+Everything started here is registered on the caller's ``ExitStack``; closing it stops
+the worker, then PostgreSQL and Kafka. Children are also tied to our life
+(``die_with_parent``), so even a SIGKILLed benchmark leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.devstack.kafka import KafkaBroker
+from goal_engine.devstack.postgres import LocalPostgres
+from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
+
+log = logging.getLogger("goal_engine.bench")
+
+LOCAL = REPO_ROOT / ".local"
+BENCH_DIR = LOCAL / "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process use exactly these settings."""
+    return {
+        f"GOAL_ENGINE_{name.upper()}": str(value)
+        for name, value in settings.model_dump().items()
+        if value is not None
+    }
+
+
+def describe_database(url: str) -> str:
+    """host:port/db, without credentials (the URL goes into the printed report)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}{parts.path}"
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    kafka_started: bool
+    postgres_started: bool
+    broker_pid: int | None
+    worker: ManagedProcess
+
+    @property
+    def worker_pid(self) -> int:
+        assert self.worker.proc is not None
+        return self.worker.proc.pid
+
+    def check_worker(self) -> None:
+        """Raise if the worker has exited (its log says why)."""
+        if (code := self.worker.exit_code) is not None:
+            raise RuntimeError(f"the worker exited with code {code}; see {self.worker.log_path}")
+
+
+def start_stack(
+    resources: ExitStack,
+    base: Settings,
+    run_id: str,
+    partitions: int,
+    worker_env: dict[str, str],
+    keep_topics: bool,
+) -> Stack:
+    """Provide Kafka and PostgreSQL, create this run's topics, migrate, start the worker."""
+    overrides: dict[str, str] = {}
+    broker: KafkaBroker | None = None
+    if "GOAL_ENGINE_KAFKA_BOOTSTRAP" in os.environ:
+        log.info("using the Kafka broker at %s (GOAL_ENGINE_KAFKA_BOOTSTRAP)", base.kafka_bootstrap)
+    else:
+        log.info("starting Kafka (data in %s)…", LOCAL / "bench-kafka")
+        broker = resources.enter_context(KafkaBroker(LOCAL / "bench-kafka", port=free_port()))
+        overrides["kafka_bootstrap"] = broker.bootstrap
+    postgres_started = False
+    if base.database_url:
+        log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
+    else:
+        log.info("starting PostgreSQL (data in %s)…", LOCAL / "bench-postgres")
+        pg = resources.enter_context(LocalPostgres(LOCAL / "bench-postgres", port=free_port()))
+        overrides["database_url"] = pg.url
+        postgres_started = True
+
+    state_dir = LOCAL / "bench-worker-state" / run_id
+    settings = base.model_copy(
+        update={
+            **overrides,
+            "topic_prefix": f"{base.topic_prefix}bench-{run_id}.",
+            "partitions": partitions,
+            "worker_id": f"goal-engine-bench-{run_id}",
+            "state_dir": state_dir,
+            "worker_metrics_port": free_port(),
+            "log_format": "text",
+        }
+    )
+
+    from goal_engine.kafka.admin import create_topics
+    from projections.migrate import upgrade
+
+    asyncio.run(create_topics(settings))
+    if not keep_topics:
+        resources.callback(_delete_topics, settings)
+    log.info("applying migrations to %s", describe_database(settings.database_url_asyncpg))
+    upgrade(settings.database_url_asyncpg)
+
+    resources.callback(shutil.rmtree, state_dir, ignore_errors=True)
+    env = child_env({**settings_env(settings), **worker_env})
+    worker = ManagedProcess(
+        "worker", goal_engine_command("worker"), env, BENCH_DIR / "logs" / f"{run_id}-worker.log"
+    )
+    worker.start()
+    resources.callback(worker.stop)  # unwinds first: the worker stops before topics, PostgreSQL, Kafka
+    return Stack(
+        settings=settings,
+        kafka_started=broker is not None,
+        postgres_started=postgres_started,
+        broker_pid=broker.pid if broker is not None else None,
+        worker=worker,
+    )
+
+
+def _delete_topics(settings: Settings) -> None:
+    """Drop this run's topics: ours (the prefix) and Faust's (changelog, assignor: the app id)."""
+
+    async def delete() -> list[str]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="goal-engine-bench")
+        await admin.start()
+        try:
+            names = [
+                t
+                for t in await admin.list_topics()
+                if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.worker_id}-")
+            ]
+            if names:
+                await admin.delete_topics(names)
+            return names
+        finally:
+            await admin.close()
+
+    try:
+        names = asyncio.run(delete())
+        log.info("deleted this run's %d topics", len(names))
+    except Exception as exc:  # cleanup must not hide the run's own outcome
+        log.warning("could not delete this run's topics (prefix %s): %s", settings.topic_prefix, exc)
+
+
+# --- observing the worker -------------------------------------------------------------
+
+
+async def worker_metrics(client: httpx.AsyncClient, port: int) -> dict[str, float] | None:
+    """The worker's Prometheus samples, summed over labels; None while it does not answer."""
+    try:
+        response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name.endswith(("_bucket", "_created")):
+                continue
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return values
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (None if it is gone)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def memory_mib(pid: int) -> tuple[float | None, float | None]:
+    """(VmHWM, VmRSS) of a process in MiB: its peak and current resident set size."""
+    found: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                found[name] = int(rest.split()[0]) / 1024  # kB
+    except OSError:
+        pass
+    return found.get("VmHWM"), found.get("VmRSS")
