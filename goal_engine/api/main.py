@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import Counter, Histogram
 
 from goal_engine.api.errors import error_response, install_error_handlers
-from goal_engine.api.routes import goal_types, goals, health, workflows
+from goal_engine.api.routes import audit, goal_types, goals, health, workflows
 from goal_engine.configuration.outbox import OutboxRelay
 from goal_engine.core.config import Settings
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (goals.router, workflows.router, goal_types.router):
+    for router in (goals.router, workflows.router, goal_types.router, audit.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
 

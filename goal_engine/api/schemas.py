@@ -90,3 +90,36 @@ class GoalTypeOut(BaseModel):
 
 class GoalTypeList(BaseModel):
     goal_types: list[GoalTypeOut]
+
+
+class AchievementOut(BaseModel):
+    id: str
+    workflow_id: str
+    workflow_enrollment_id: str
+    contact_id: str
+    goal_config_id: str
+    goal_type: GoalType
+    achieved_at: datetime
+    trigger_event: dict[str, Any] = Field(description="the source event: id, type, time, data")
+    metadata: dict[str, Any]
+
+
+class AchievementPage(BaseModel):
+    achievements: list[AchievementOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next (older) page; null at the end")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="the token's sub, or goal-engine for achievements")
+    action: str
+    entity_type: str
+    entity_id: str
+    before: Any | None
+    after: Any | None
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    next_cursor: str | None

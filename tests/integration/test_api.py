@@ -199,3 +199,24 @@ async def test_bad_bodies_get_4xx_with_a_reason(stack: Settings, api: httpx.Asyn
     assert huge.status_code == 413
     too_long_id = await api.get(f"/workflows/{'w' * 201}/goals", headers=auth)
     assert too_long_id.status_code == 422
+
+
+async def test_audit_log_pages_newest_first(stack: Settings, api: httpx.AsyncClient) -> None:
+    wf, auth = new_id("wf"), bearer(stack, new_id("tenant"), sub="alice")
+    goal = (await api.post(f"/workflows/{wf}/goals", json=TAG_GOAL, headers=auth)).json()
+    for active in (False, True, False):
+        await api.patch(f"/workflows/{wf}/goals/{goal['id']}", json={"is_active": active}, headers=auth)
+    seen: list[dict[str, object]] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/audit", params=params, headers=auth)).json()
+        seen += page["entries"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [e["action"] for e in seen] == ["goal.updated"] * 3 + ["goal.created"]
+    assert {e["actor"] for e in seen} == {"alice"}
+    assert [e["after"]["is_active"] for e in seen[:3]] == [False, True, False]
+    bad = await api.get("/audit", params={"cursor": "not-a-cursor"}, headers=auth)
+    assert bad.status_code == 422

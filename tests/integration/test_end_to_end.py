@@ -95,12 +95,31 @@ async def test_tag_goal_exits_the_enrollment_and_shows_in_stats(
     assert {e["id"] for e in achieved} == {ids.achievement_id(tenant, enrollment, goal["id"])}
     assert achieved[0]["data"]["trigger_event"]["id"] == tag["id"]
 
+    # The achievement log and the audit log say what happened, who did it, and why.
+    log = (await api.get(f"/workflows/{workflow}/goals/achievements", headers=auth)).json()
+    assert [a["trigger_event"]["id"] for a in log["achievements"]] == [tag["id"]]
+    assert log["next_cursor"] is None
+    audit = await eventually(
+        lambda: api.get("/audit", headers=auth),
+        lambda r: any(e["action"] == "goal.achieved" for e in r.json()["entries"]),
+        what="the achievement in the audit log",
+    )
+    entries = audit.json()["entries"]
+    assert [e["action"] for e in entries] == ["goal.achieved", "workflow.activated", "goal.created"]
+    assert entries[2]["actor"] == "tester" and entries[2]["before"] is None
+    assert entries[2]["after"]["criteria"] == {"tag_id": "tag-42", "tag_name": "Purchased"}
+    assert entries[1]["before"] == {"status": "inactive"} and entries[1]["after"] == {"status": "active"}
+
     # Another tenant sees none of it.
     other = bearer(stack, "someone-else")
     assert (
         await api.get(f"/workflows/{workflow}/enrollments/{enrollment}", headers=other)
     ).status_code == 404
     assert (await api.get(f"/workflows/{workflow}/goals/stats", headers=other)).status_code == 404
+    assert (await api.get("/audit", headers=other)).json()["entries"] == []
+    assert (await api.get(f"/workflows/{workflow}/goals/achievements", headers=other)).json()[
+        "achievements"
+    ] == []
 
 
 async def test_a_poison_record_is_dead_lettered_and_the_stream_goes_on(

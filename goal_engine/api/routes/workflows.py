@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from fastapi import APIRouter
 
 from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
 from goal_engine.api.errors import ERROR_RESPONSES
-from goal_engine.api.schemas import EnrollmentOut, Stats, WorkflowStatus
+from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from goal_engine.api.schemas import AchievementOut, AchievementPage, EnrollmentOut, Stats, WorkflowStatus
 from goal_engine.configuration import store
-from goal_engine.configuration.store import NotFound
+from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import queries
 
 router = APIRouter(prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES)
@@ -33,6 +37,24 @@ async def goal_stats(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> Sta
     if stats is None:
         raise NotFound("workflow not found")
     return Stats.model_validate(stats)
+
+
+@router.get("/goals/achievements", response_model=AchievementPage)
+async def goal_achievements(
+    workflow_id: WorkflowId, pool: PoolDep, who: Reader, limit: Limit = 50, cursor: Cursor = None
+) -> AchievementPage:
+    """The achievement log (R3-R8: what was achieved, when, and the event that did it), newest first."""
+    after = decode_cursor(cursor)
+    try:
+        position = (datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))) if after else None
+    except (ValueError, IndexError, TypeError):
+        raise Unprocessable(["cursor: not a cursor this API returned"]) from None
+    rows = await queries.achievements(pool, who.tenant_id, workflow_id, limit, position)
+    last = rows[-1] if len(rows) == limit else None
+    return AchievementPage(
+        achievements=[AchievementOut.model_validate(r) for r in rows],
+        next_cursor=encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None,
+    )
 
 
 @router.get("/enrollments/{enrollment_id}", response_model=EnrollmentOut)
