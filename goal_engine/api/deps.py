@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -64,9 +65,7 @@ def actor(principal: Principal) -> Actor:
 WorkflowId = Annotated[
     str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the workflow's id")
 ]
-GoalId = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the goal's id (UUID)")
-]
+GoalId = Annotated[uuid.UUID, Path(description="the goal's id")]
 EnrollmentId = Annotated[
     str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the enrollment's id")
 ]

@@ -29,7 +29,7 @@ async def list_goals(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> Goa
     return GoalList(goals=[GoalOut.model_validate(g.model_dump()) for g in goals], total=len(goals))
 
 
-@router.patch("/goals/{goal_id}", response_model=GoalOut)
+@router.patch("/goals/{goal_id:uuid}", response_model=GoalOut)
 async def update_goal(
     workflow_id: WorkflowId, goal_id: GoalId, body: GoalUpdate, pool: PoolDep, who: Writer
 ) -> GoalOut:
@@ -37,7 +37,7 @@ async def update_goal(
         pool,
         actor(who),
         workflow_id,
-        goal_id,
+        str(goal_id),
         goal_type=body.goal_type.value if body.goal_type else None,
         criteria=body.criteria,
         is_active=body.is_active,
@@ -45,9 +45,9 @@ async def update_goal(
     return GoalOut.model_validate(goal.model_dump())
 
 
-@router.delete("/goals/{goal_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/goals/{goal_id:uuid}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_goal(workflow_id: WorkflowId, goal_id: GoalId, pool: PoolDep, who: Writer) -> Response:
-    await store.delete_goal(pool, actor(who), workflow_id, goal_id)
+    await store.delete_goal(pool, actor(who), workflow_id, str(goal_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
