@@ -67,7 +67,7 @@ async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalA
         INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id,
             contact_id, goal_config_id, goal_type, achieved_at, trigger_event, metadata)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (tenant_id, id) DO NOTHING
+        ON CONFLICT (tenant_id, id, achieved_at) DO NOTHING
         RETURNING true
         """,
         event.tenantid,

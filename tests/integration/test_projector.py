@@ -111,6 +111,10 @@ async def test_replays_and_reordering_never_double_count(pool: asyncpg.Pool) -> 
     for topic, value in [events[2], *events, *events]:
         await projector.process_batch([topics.record(topic, value)])
     assert await stats(pool, tenant, workflow) == (1, 1, 1)
+    partition = await pool.fetchval(
+        "SELECT tableoid::regclass::text FROM workflow_goal_achievements WHERE tenant_id = $1", tenant
+    )
+    assert partition == "workflow_goal_achievements_2026_03"  # the log is partitioned by month
     row = await pool.fetchrow(
         "SELECT * FROM enrollments WHERE tenant_id = $1 AND enrollment_id = 'en1'", tenant
     )
