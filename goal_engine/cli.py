@@ -76,6 +76,26 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    import asyncpg
+
+    from projections.retention import apply_retention
+
+    async def run() -> None:
+        conn = await asyncpg.connect(settings.database_url_asyncpg)
+        try:
+            result = await apply_retention(conn, timedelta(days=args.days))
+        finally:
+            await conn.close()
+        print(f"created {result.created} monthly partition(s) ahead; kept {result.kept}")
+        print("dropped: " + (", ".join(result.dropped) if result.dropped else "nothing"))
+
+    asyncio.run(run())
+    return 0
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.core.security import mint_token
 
@@ -156,6 +176,7 @@ COMMANDS = {
     "topics": (_topics, "create every Kafka topic (partitions, retention, compaction) that is missing"),
     "migrate": (_migrate, "apply the database migrations (GOAL_ENGINE_DATABASE_URL)"),
     "dev": (_dev, "run the whole local stack: Kafka, PostgreSQL, worker, projector, API (make run)"),
+    "retention": (_retention, "drop achievement-log months older than the retention; create months ahead"),
     "token": (_token, "mint a development API token (signed with GOAL_ENGINE_JWT_SECRET)"),
     "send": (_send, "produce one CloudEvent to its topic (for trying the engine by hand)"),
     "schemas": (_schemas, "write schemas/ (JSON Schema of every topic) from the contract models"),
@@ -194,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--data", required=True, help="the data object, as JSON")
     send.add_argument("--time", help="RFC 3339 time of the event (default: now)")
     send.add_argument("--id", help="event id (default: a new UUID; reuse one to simulate a retry)")
+    parsers["retention"].add_argument(
+        "--days", type=int, default=730, help="keep achievements this many days (default 730: two years)"
+    )
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
     return parser
 

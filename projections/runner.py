@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -12,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from goal_engine.core.config import Settings
 from projections import metrics
 from projections.projector import VIEWS, Projector, TrackingConflict
+from projections.retention import apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,27 @@ async def seek_to_tracking(
         consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
 
 
+async def retention_daily(pool: asyncpg.Pool, retention: timedelta, stop: asyncio.Event) -> None:
+    """Keep the achievement log to its retention: at start, then every day."""
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                await apply_retention(conn, retention)
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.error("retention failed; retrying in an hour", extra={"error": repr(exc)})
+            await _wait(stop, 3600)
+            continue
+        await _wait(stop, 24 * 3600)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     pool = await asyncpg.create_pool(settings.database_url_asyncpg, min_size=1, max_size=4)
+    retention = asyncio.create_task(retention_daily(pool, timedelta(days=settings.retention_days), stop))
     projector = Projector(pool, settings.topic_prefix)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -77,5 +99,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
             await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
     finally:
         metrics.READY.set(0)
+        stop.set()
+        await retention
         await consumer.stop()
         await pool.close()

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         3600.0, ge=0, description="how long an ended enrollment is remembered (against late duplicates)"
     )
     sweep_interval_seconds: float = Field(30.0, gt=0, description="how often expired worker state is swept")
+    worker_session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,  # the broker's group.min.session.timeout.ms (6 s by default) refuses less
+        le=90,  # at most Faust's broker_request_timeout
+        description="how long the group waits for a silent (e.g. killed) worker before its partitions "
+        "move to the others, or to its restarted self",
+    )
 
     # --- metrics (one port per process) ----------------------------------------
     worker_metrics_port: int = 9101
@@ -60,6 +67,9 @@ class Settings(BaseSettings):
     # --- projector ---------------------------------------------------------------
     projector_group: str = Field("goal-engine-projector", description="consumer group of the projector")
     projector_batch_size: int = Field(500, ge=1)
+    retention_days: int = Field(
+        730, ge=1, description="achievement-log retention, applied daily by the projector"
+    )
 
     log_level: str = "INFO"
     log_format: str = Field("json", description="json or text")
