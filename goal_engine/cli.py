@@ -96,6 +96,15 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.rebuild import run
+
+    target = args.database_url or settings.database_url_asyncpg
+    records = run(settings, target)
+    print(f"rebuilt the read models from {records:,} records")
+    return 0
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.core.security import mint_token
 
@@ -177,6 +186,7 @@ COMMANDS = {
     "migrate": (_migrate, "apply the database migrations (GOAL_ENGINE_DATABASE_URL)"),
     "dev": (_dev, "run the whole local stack: Kafka, PostgreSQL, worker, projector, API (make run)"),
     "retention": (_retention, "drop achievement-log months older than the retention; create months ahead"),
+    "projections": (_projections, "rebuild the read models from the Kafka log (stop the projector first)"),
     "token": (_token, "mint a development API token (signed with GOAL_ENGINE_JWT_SECRET)"),
     "send": (_send, "produce one CloudEvent to its topic (for trying the engine by hand)"),
     "schemas": (_schemas, "write schemas/ (JSON Schema of every topic) from the contract models"),
@@ -217,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--id", help="event id (default: a new UUID; reuse one to simulate a retry)")
     parsers["retention"].add_argument(
         "--days", type=int, default=730, help="keep achievements this many days (default 730: two years)"
+    )
+    projections = parsers["projections"]
+    projections.add_argument(
+        "action", choices=["rebuild"], help="rebuild: empty the read models, replay the log"
+    )
+    projections.add_argument(
+        "--database-url", help="rebuild into this database instead (it can run beside the live projector)"
     )
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
     return parser

@@ -1,0 +1,100 @@
+"""``goal-engine projections rebuild``: the read models again, from the Kafka log alone.
+
+Steps:
+1. bring the target database to the newest schema;
+2. empty its read models and tracking rows (never the configuration, outbox or
+   audit log: those are the API's own records, not projections);
+3. note the end offset of every partition of the projector's topics;
+4. read each partition from the beginning up to that offset through the same
+   :class:`Projector` the live process uses, in batches, showing progress;
+5. the tracking rows now point at those offsets, so a projector started on the
+   target goes on from there.
+Rebuilding in place needs the live projector stopped; rebuilding into another
+database (``--database-url``) can run beside it, e.g. to compare the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from goal_engine.core.config import Settings
+from goal_engine.kafka.admin import topic_partitions
+from projections.migrate import upgrade_async
+from projections.projector import VIEWS, Projector
+
+log = logging.getLogger(__name__)
+
+READ_MODELS = (
+    "enrollments",
+    "workflow_goal_achievements",
+    "workflow_stats",
+    "workflow_goal_type_stats",
+    "catalog_entities",
+    "projector_tracking",
+)
+
+Progress = Callable[[int, int, float], None]
+
+
+def print_progress(done: int, total: int, seconds: float) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    rate = done / seconds if seconds > 0 else 0.0
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} records, {rate:,.0f}/s ")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+async def rebuild(settings: Settings, database_url: str, progress: Progress = print_progress) -> int:
+    """Rebuild the read models of ``database_url``; returns how many records were read."""
+    await upgrade_async(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, client_id="goal-engine-rebuild"
+    )
+    await consumer.start()
+    try:
+        await pool.execute(f"TRUNCATE {', '.join(READ_MODELS)}")
+        partitions = await topic_partitions(settings, [settings.topic(t) for t in VIEWS])
+        consumer.assign(partitions)
+        start = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if end[tp] > start[tp]}
+        for tp in partitions:
+            consumer.seek(tp, start[tp])
+        total = sum(end[tp] - start[tp] for tp in partitions)
+        projector = Projector(pool, settings.topic_prefix)
+        done, started = 0, time.monotonic()
+        progress(done, total, 0.0)
+        while pending:
+            batch = await consumer.getmany(
+                *pending, timeout_ms=500, max_records=settings.projector_batch_size
+            )
+            records = [r for tp, rs in batch.items() for r in rs if r.offset < end[tp]]
+            if records:
+                await projector.process_batch(records)
+                done += len(records)
+                progress(min(done, total), total, time.monotonic() - started)
+            for tp in list(pending):
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+        progress(total, total, time.monotonic() - started)
+        log.info(
+            "read models rebuilt", extra={"records": done, "seconds": round(time.monotonic() - started, 1)}
+        )
+        return done
+    finally:
+        await consumer.stop()
+        await pool.close()
+
+
+def run(settings: Settings, database_url: str) -> int:
+    return asyncio.run(rebuild(settings, database_url))
