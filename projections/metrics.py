@@ -11,5 +11,7 @@ BATCH_SIZE = Histogram(
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
 )
 WRITE_SECONDS = Histogram("goal_engine_projector_write_seconds", "Time to write one batch")
-LAG = Gauge("goal_engine_projector_lag_records", "Records behind the end of its topics")
+LAST_BATCH = Gauge(
+    "goal_engine_projector_last_batch_timestamp_seconds", "Unix time of the projector's last committed batch"
+)
 READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")

@@ -7,11 +7,13 @@ import contextlib
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from goal_engine.core.config import Settings
+from goal_engine.core.metrics import CONSUMER_LAG
 from projections import metrics
 from projections.projector import VIEWS, Projector, TrackingConflict
 from projections.retention import apply_retention
@@ -42,6 +44,15 @@ async def seek_to_tracking(
         # rebalance callback holds up the heartbeats until the session expires.
         # Offset 0 below the log start falls back to auto_offset_reset="earliest".
         consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+
+
+def record_lag(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
+    """Lag of the partitions in this batch: the end the broker reported minus our position."""
+    for tp, records in batch.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None and records:
+            lag = max(0, highwater - (records[-1].offset + 1))
+            CONSUMER_LAG.labels("projector", tp.topic, str(tp.partition)).set(lag)
 
 
 async def retention_daily(pool: asyncpg.Pool, retention: timedelta, stop: asyncio.Event) -> None:
@@ -92,6 +103,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
                 await seek_to_tracking(consumer, projector, consumer.assignment())
                 continue
             metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
+            metrics.LAST_BATCH.set_to_current_time()
+            record_lag(consumer, batch)
             metrics.BATCH_SIZE.observe(len(records))
             for r in records:
                 metrics.PROJECTED.labels(r.topic[len(settings.topic_prefix) :]).inc()
