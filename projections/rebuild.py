@@ -37,6 +37,9 @@ READ_MODELS = (
     "workflow_stats",
     "workflow_goal_type_stats",
     "catalog_entities",
+    "workflow_activity_hourly",
+    "workflow_goal_type_hourly",
+    "workflow_time_to_goal_histogram",
     "projector_tracking",
 )
 

@@ -8,6 +8,7 @@ aggregates move only when a row really changed, so nothing double-counts.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import asyncpg
 
@@ -19,6 +20,7 @@ from goal_engine.contract.events import (
     ExitGoal,
     GoalAchieved,
 )
+from projections.histogram import bin_of
 
 
 async def enrollment_started(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentStarted) -> None:
@@ -40,6 +42,7 @@ async def enrollment_started(conn: asyncpg.Connection, event: CloudEvent, data: 
     )
     if counted:
         await _bump_stats(conn, event.tenantid, data.workflow_id, enrolled=1)
+        await _bump_hourly(conn, event.tenantid, data.workflow_id, event.time, enrolled=1)
 
 
 async def enrollment_ended(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentEnded) -> None:
@@ -96,6 +99,18 @@ async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalA
     )
     await conn.execute(
         """
+        INSERT INTO workflow_goal_type_hourly (tenant_id, workflow_id, goal_type, bucket, achieved)
+        VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz, 'UTC'), 1)
+        ON CONFLICT (tenant_id, workflow_id, goal_type, bucket)
+            DO UPDATE SET achieved = workflow_goal_type_hourly.achieved + 1
+        """,
+        event.tenantid,
+        data.workflow_id,
+        data.goal_type,
+        data.achieved_at,
+    )
+    await conn.execute(
+        """
         INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after)
         VALUES ($1, $2, 'goal-engine', 'goal.achieved', 'enrollment', $3, $4)
         """,
@@ -133,6 +148,52 @@ async def exit_goal(conn: asyncpg.Connection, event: CloudEvent, data: ExitGoal)
     if row["enrolled_at"] is not None:
         seconds = max(0.0, (row["ended_at"] - row["enrolled_at"]).total_seconds())
     await _bump_stats(conn, event.tenantid, data.workflow_id, exits=1, time_to_goal=seconds)
+    await _bump_hourly(
+        conn, event.tenantid, data.workflow_id, row["ended_at"], achieved=1, time_to_goal=seconds
+    )
+    if seconds is not None:
+        await conn.execute(
+            """
+            INSERT INTO workflow_time_to_goal_histogram (tenant_id, workflow_id, bucket, bin, exits)
+            VALUES ($1, $2, date_trunc('hour', $3::timestamptz, 'UTC'), $4, 1)
+            ON CONFLICT (tenant_id, workflow_id, bucket, bin)
+                DO UPDATE SET exits = workflow_time_to_goal_histogram.exits + 1
+            """,
+            event.tenantid,
+            data.workflow_id,
+            row["ended_at"],
+            bin_of(seconds),
+        )
+
+
+async def _bump_hourly(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    workflow_id: str,
+    at: datetime,
+    *,
+    enrolled: int = 0,
+    achieved: int = 0,
+    time_to_goal: float | None = None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO workflow_activity_hourly AS h (tenant_id, workflow_id, bucket, enrolled, achieved,
+                                                   timed_exits, time_to_goal_seconds)
+        VALUES ($1, $2, date_trunc('hour', $3::timestamptz, 'UTC'), $4, $5, $6, $7)
+        ON CONFLICT (tenant_id, workflow_id, bucket) DO UPDATE
+            SET enrolled = h.enrolled + EXCLUDED.enrolled, achieved = h.achieved + EXCLUDED.achieved,
+                timed_exits = h.timed_exits + EXCLUDED.timed_exits,
+                time_to_goal_seconds = h.time_to_goal_seconds + EXCLUDED.time_to_goal_seconds
+        """,
+        tenant_id,
+        workflow_id,
+        at,
+        enrolled,
+        achieved,
+        1 if time_to_goal is not None else 0,
+        time_to_goal or 0.0,
+    )
 
 
 async def _bump_stats(

@@ -8,11 +8,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import Counter, Histogram
 
+from goal_engine.api.deps import reject_unknown_query_parameters
 from goal_engine.api.errors import error_response, install_error_handlers
-from goal_engine.api.routes import audit, goal_types, goals, health, workflows
+from goal_engine.api.routes import analytics, audit, goal_types, goals, health, workflows
 from goal_engine.configuration.outbox import OutboxRelay
 from goal_engine.core.config import Settings
 
@@ -47,9 +48,10 @@ def create_app(settings: Settings) -> FastAPI:
             "(HS256) with `tenant_id` and `scope` (`workflows:read`, `workflows:write`)."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     install_error_handlers(app)
-    for router in (goals.router, workflows.router, goal_types.router, audit.router):
+    for router in (goals.router, workflows.router, analytics.router, goal_types.router, audit.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
 

@@ -62,13 +62,43 @@ class GoalTypeStats(BaseModel):
     conversion_rate: float
 
 
+class TimeToGoal(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    relative_error: float = Field(description="each percentile is within this fraction of the exact value")
+
+
+class StatsBucket(BaseModel):
+    start: datetime
+    enrolled: int
+    achieved: int
+    conversion_rate: float
+    by_goal_type: dict[str, int] = Field(description="achievements per goal type in the bucket")
+
+
 class Stats(BaseModel):
     workflow_id: str
     total_enrolled: int
     goals_achieved: int = Field(description="enrollments exited on a goal")
     conversion_rate: float = Field(description="percent, one decimal")
     avg_time_to_goal_hours: float | None
+    time_to_goal_hours: TimeToGoal
     by_goal_type: dict[str, GoalTypeStats]
+    series: list[StatsBucket] = Field(description="per interval bucket, when ?interval= is given")
+
+
+class WorkflowSummary(BaseModel):
+    workflow_id: str
+    total_enrolled: int
+    goals_achieved: int
+    conversion_rate: float
+    avg_time_to_goal_hours: float | None
+
+
+class TenantStats(BaseModel):
+    workflows: list[WorkflowSummary] = Field(description="best converting first")
+    total: int
 
 
 class EnrollmentOut(BaseModel):

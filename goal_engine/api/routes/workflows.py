@@ -1,4 +1,4 @@
-"""Activation (R9, R10, R13), analytics (R12) and enrollment status (R8)."""
+"""Activation (R9, R10, R13), the achievement log and enrollment status (R8)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
 from goal_engine.api.errors import ERROR_RESPONSES
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
-from goal_engine.api.schemas import AchievementOut, AchievementPage, EnrollmentOut, Stats, WorkflowStatus
+from goal_engine.api.schemas import AchievementOut, AchievementPage, EnrollmentOut, WorkflowStatus
 from goal_engine.configuration import store
 from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import queries
@@ -29,14 +29,6 @@ async def activate(workflow_id: WorkflowId, pool: PoolDep, who: Writer) -> Workf
 async def deactivate(workflow_id: WorkflowId, pool: PoolDep, who: Writer) -> WorkflowStatus:
     await store.set_status(pool, actor(who), workflow_id, "inactive")
     return WorkflowStatus(workflow_id=workflow_id, status="inactive")
-
-
-@router.get("/goals/stats", response_model=Stats)
-async def goal_stats(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> Stats:
-    stats = await queries.workflow_stats(pool, who.tenant_id, workflow_id)
-    if stats is None:
-        raise NotFound("workflow not found")
-    return Stats.model_validate(stats)
 
 
 @router.get("/goals/achievements", response_model=AchievementPage)

@@ -1,0 +1,202 @@
+"""Analytics over time (R12) against a brute-force computation over the same events."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+
+from goal_engine.contract.events import ExitGoal, GoalAchieved, TriggerEvent, encode_event, make_event
+from goal_engine.contract.topics import Topic
+from goal_engine.core.config import Settings
+from goal_engine.domain import ids
+from projections import analytics
+from projections.histogram import RELATIVE_ERROR
+from projections.projector import Projector
+from tests.integration.helpers import bearer, cloud_event
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+GOAL_TYPES = ("tag_added", "form_submitted")
+
+
+@dataclass(frozen=True)
+class Journey:
+    enrolled_at: datetime
+    exited_at: datetime | None
+    goal_type: str
+
+
+def make_journeys(rng: random.Random, n: int) -> list[Journey]:
+    out = []
+    for _ in range(n):
+        enrolled = T0 + timedelta(seconds=rng.randrange(0, 10 * 24 * 3600))
+        exited = enrolled + timedelta(seconds=rng.lognormvariate(9, 1.5)) if rng.random() < 0.4 else None
+        out.append(Journey(enrolled, exited, rng.choice(GOAL_TYPES)))
+    return out
+
+
+class Records:
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.offsets = prefix, {}  # type: dict[str, int]
+
+    def __call__(self, topic: Topic, value: bytes) -> object:
+        name = self.prefix + topic
+        offset = self.offsets.get(name, 0)
+        self.offsets[name] = offset + 1
+        return type("Record", (), {"topic": name, "partition": 0, "offset": offset, "value": value})()
+
+
+async def project(pool: asyncpg.Pool, tenant: str, workflow: str, journeys: list[Journey]) -> None:
+    records, prefix = [], f"analytics-{uuid.uuid4().hex[:6]}."
+    record = Records(prefix)
+    for n, j in enumerate(journeys):
+        contact, enrollment = f"c{n}", f"en{n}"
+        started = cloud_event(
+            "workflow.enrollment.started",
+            tenant,
+            {"workflow_id": workflow, "enrollment_id": enrollment},
+            contact,
+            j.enrolled_at,
+        )
+        records.append(record(Topic.ENROLLMENT_STARTED, json.dumps(started).encode()))
+        if j.exited_at is None:
+            continue
+        goal_id = f"goal-{j.goal_type}"
+        trigger = TriggerEvent(id=f"src{n}", type="contact.tag.added", time=j.exited_at, data={})
+        achieved = GoalAchieved(
+            id=ids.achievement_id(tenant, enrollment, goal_id),
+            workflow_id=workflow,
+            workflow_enrollment_id=enrollment,
+            contact_id=contact,
+            goal_config_id=goal_id,
+            goal_type=j.goal_type,
+            achieved_at=j.exited_at,
+            trigger_event=trigger,
+        )
+        exited = ExitGoal(
+            workflow_id=workflow,
+            workflow_enrollment_id=enrollment,
+            contact_id=contact,
+            goal_config_ids=[goal_id],
+            exited_at=j.exited_at,
+            enrolled_at=j.enrolled_at,
+        )
+        for topic, event_id, data in (
+            (Topic.GOAL_ACHIEVED, achieved.id, achieved),
+            (Topic.EXIT_GOAL, ids.exit_id(tenant, enrollment), exited),
+        ):
+            event = make_event(
+                topic, event_id=event_id, tenant_id=tenant, time=j.exited_at, subject=contact, data=data
+            )
+            records.append(record(topic, encode_event(event)))
+    projector = Projector(pool, prefix)
+    for i in range(0, len(records), 500):
+        await projector.process_batch(records[i : i + 500])  # type: ignore[arg-type]
+
+
+def hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_start(t: datetime, interval: str) -> datetime:
+    h = hour(t)
+    if interval == "hour":
+        return h
+    day = h.replace(hour=0)
+    return day if interval == "day" else day - timedelta(days=day.weekday())
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def brute_force(journeys: list[Journey], start: datetime, end: datetime, interval: str) -> dict[str, object]:
+    lo, hi = hour(start), hour(end)
+    enrolled = [j for j in journeys if lo <= j.enrolled_at < hi]
+    exited = [j for j in journeys if j.exited_at is not None and lo <= j.exited_at < hi]
+    series: dict[datetime, list[int]] = {}
+    for j in enrolled:
+        series.setdefault(bucket_start(j.enrolled_at, interval), [0, 0])[0] += 1
+    for j in exited:
+        assert j.exited_at is not None
+        series.setdefault(bucket_start(j.exited_at, interval), [0, 0])[1] += 1
+    durations = [(j.exited_at - j.enrolled_at).total_seconds() for j in exited if j.exited_at]
+    return {
+        "total_enrolled": len(enrolled),
+        "goals_achieved": len(exited),
+        "by_type": {t: sum(1 for j in exited if j.goal_type == t) for t in GOAL_TYPES},
+        "series": {k: tuple(v) for k, v in sorted(series.items())},
+        "durations": durations,
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_windows_and_series_match_brute_force(pool: asyncpg.Pool, seed: int) -> None:
+    rng = random.Random(seed)
+    tenant, workflow = f"analytics-{uuid.uuid4().hex[:6]}", "wf"
+    journeys = make_journeys(rng, 400)
+    await project(pool, tenant, workflow, journeys)
+    await pool.execute("INSERT INTO workflows (tenant_id, workflow_id) VALUES ($1, $2)", tenant, workflow)
+
+    for _ in range(6):
+        start = T0 + timedelta(minutes=rng.randrange(0, 9 * 24 * 60))
+        end = start + timedelta(minutes=rng.randrange(60, 5 * 24 * 60))
+        interval = rng.choice(["hour", "day", "week"])
+        got = await analytics.workflow_stats(pool, tenant, workflow, analytics.Window(start, end, interval))
+        want = brute_force(journeys, start, end, interval)
+        assert got is not None
+        assert (got["total_enrolled"], got["goals_achieved"]) == (
+            want["total_enrolled"],
+            want["goals_achieved"],
+        )
+        assert {t: v["achieved"] for t, v in got["by_goal_type"].items()} == {
+            t: n
+            for t, n in want["by_type"].items()
+            if n  # type: ignore[union-attr]
+        }
+        assert {b["start"]: (b["enrolled"], b["achieved"]) for b in got["series"]} == want["series"]
+        durations = want["durations"]
+        assert isinstance(durations, list)
+        for name, q in analytics.PERCENTILES.items():
+            if not durations:
+                assert got["time_to_goal_hours"][name] is None
+                continue
+            exact = nearest_rank(durations, q) / 3600
+            assert got["time_to_goal_hours"][name] == pytest.approx(exact, rel=RELATIVE_ERROR + 1e-3)
+
+    all_time = await analytics.workflow_stats(pool, tenant, workflow)
+    assert all_time is not None and all_time["total_enrolled"] == len(journeys)
+    assert all_time["goals_achieved"] == sum(1 for j in journeys if j.exited_at)
+
+
+async def test_the_api_serves_windows_and_the_tenant_summary(stack: Settings, api: httpx.AsyncClient) -> None:
+    tenant = f"summary-{uuid.uuid4().hex[:6]}"
+    pool = await asyncpg.create_pool(stack.database_url_asyncpg, min_size=1, max_size=2)
+    try:
+        rng = random.Random(7)
+        for workflow, n in (("wf-a", 50), ("wf-b", 80)):
+            await project(pool, tenant, workflow, make_journeys(rng, n))
+    finally:
+        await pool.close()
+    auth = bearer(stack, tenant)
+    params = {"from": "2026-10-02T00:00:00Z", "to": "2026-10-05T00:00:00Z", "interval": "day"}
+    body = (await api.get("/workflows/wf-a/goals/stats", params=params, headers=auth)).json()
+    assert [b["start"][:10] for b in body["series"]] == ["2026-10-02", "2026-10-03", "2026-10-04"]
+    assert sum(b["enrolled"] for b in body["series"]) == body["total_enrolled"]
+    summary = (await api.get("/goals/stats", headers=auth)).json()
+    rates = [w["conversion_rate"] for w in summary["workflows"]]
+    assert summary["total"] == 2 and rates == sorted(rates, reverse=True)
+    naive = await api.get("/workflows/wf-a/goals/stats", params={"from": "2026-10-02T00:00:00"}, headers=auth)
+    assert naive.status_code == 422
+    typo = await api.get("/workflows/wf-a/goals/stats", params={"intervall": "day"}, headers=auth)
+    assert typo.status_code == 422 and "intervall" in typo.text
