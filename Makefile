@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint format schemas clean
+.PHONY: help install run test test-unit lint format schemas deploy-check monitor clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ format: install  ## apply ruff's fixes and formatting
 
 schemas: install  ## regenerate schemas/ from the contract models
 	$(VENV)/bin/goal-engine schemas
+
+deploy-check:  ## promtool: the Prometheus config and alert rules are valid (Debian package prometheus)
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml
+
+monitor:  ## Prometheus on 127.0.0.1:9090 scraping what `make run` starts, with the alert rules
+	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=.local/prometheus --web.listen-address=127.0.0.1:9090
 
 clean:  ## remove local state (.local: Kafka and PostgreSQL data, logs); keeps the Kafka download
 	rm -rf .local

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from goal_engine.core import metrics as core_metrics
+
 PROJECTED = Counter("goal_engine_projector_events_total", "Events applied to the read models", ["type"])
 BATCH_SIZE = Histogram(
     "goal_engine_projector_batch_size",
@@ -14,4 +16,4 @@ WRITE_SECONDS = Histogram("goal_engine_projector_write_seconds", "Time to write 
 LAST_BATCH = Gauge(
     "goal_engine_projector_last_batch_timestamp_seconds", "Unix time of the projector's last committed batch"
 )
-READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")
+READY = core_metrics.READY

@@ -29,7 +29,10 @@ class _SeekToTracking(ConsumerRebalanceListener):
         self._projector = projector
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        pass
+        # Another projector owns them now: its lag is its to report.
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove("projector", tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await seek_to_tracking(self._consumer, self._projector, assigned)

@@ -246,10 +246,15 @@ class CloudEvent(BaseModel):
 
 
 class InvalidEvent(ValueError):
-    """A record that is not a valid event of its topic; ``reason`` says why."""
+    """A record that is not a valid event of its topic.
 
-    def __init__(self, reason: str) -> None:
+    ``reason`` says why, for the people who fix the producer; ``code`` is one
+    of a fixed few words, for metric labels (a reason can hold anything).
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
+        self.code = code
         self.reason = reason
 
 
@@ -260,34 +265,34 @@ def parse_event(value: bytes | None, expected_type: str | None = None) -> CloudE
     the producing team what to fix.
     """
     if value is None:
-        raise InvalidEvent("empty record (tombstone)")
+        raise InvalidEvent("empty", "empty record (tombstone)")
     if len(value) > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"oversized record: {len(value)} bytes > {MAX_EVENT_BYTES}")
+        raise InvalidEvent("oversized", f"oversized record: {len(value)} bytes > {MAX_EVENT_BYTES}")
     try:
         raw = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"malformed JSON: {exc}") from None
+        raise InvalidEvent("malformed_json", f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise InvalidEvent("malformed event: the value is not a JSON object")
+        raise InvalidEvent("not_an_object", "malformed event: the value is not a JSON object")
     if _has_nul(raw):
         # Unknown fields travel on (trigger_event.data): one NUL would stall the read models.
-        raise InvalidEvent("invalid characters: a NUL (\\u0000) in the event")
+        raise InvalidEvent("invalid_characters", "invalid characters: a NUL (\\u0000) in the event")
     try:
         event = CloudEvent.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidEvent(f"invalid envelope: {_first_error(exc)}") from None
+        raise InvalidEvent("invalid_envelope", f"invalid envelope: {_first_error(exc)}") from None
     if expected_type is not None and event.type != expected_type:
-        raise InvalidEvent(f"wrong type: {event.type!r} on the topic of {expected_type!r}")
+        raise InvalidEvent("wrong_type", f"wrong type: {event.type!r} on the topic of {expected_type!r}")
     try:
         topic = Topic(event.type)
     except ValueError:
-        raise InvalidEvent(f"unknown event type {event.type!r}") from None
+        raise InvalidEvent("unknown_type", f"unknown event type {event.type!r}") from None
     if topic in CONTACT_SCOPED_TYPES and not event.subject:
-        raise InvalidEvent(f"missing subject (the contact id) on {event.type}")
+        raise InvalidEvent("missing_subject", f"missing subject (the contact id) on {event.type}")
     try:
         DATA_MODELS[topic].model_validate(event.data)
     except ValidationError as exc:
-        raise InvalidEvent(f"invalid data for {event.type}: {_first_error(exc)}") from None
+        raise InvalidEvent("invalid_data", f"invalid data for {event.type}: {_first_error(exc)}") from None
     return event
 
 

@@ -9,3 +9,4 @@ CONSUMER_LAG = Gauge(
     "Records between a partition's end and this process's position in it",
     ["process", "topic", "partition"],
 )
+READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")
