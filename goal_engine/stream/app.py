@@ -33,13 +33,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+from faust.types import TableT
 
 from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
 from goal_engine.contract.topics import CONTACT_SCOPED_TOPICS, Topic, contact_key
 from goal_engine.core.config import Settings
 from goal_engine.domain.evaluation import Clock, ContactState, Outcome
 from goal_engine.domain.workflow import WorkflowConfig
-from goal_engine.stream import metrics
+from goal_engine.stream import metrics, transport
 from goal_engine.stream.control import Control, read_control
 from goal_engine.stream.listeners import ListenerIndex, summarize
 from goal_engine.stream.records import Record, dead_letter_record, outcome_records
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> faust.App:
-    app = faust.App(
+    app = transport.App(
         settings.worker_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.table_store,
@@ -62,6 +63,10 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
+        # A killed worker is noticed only when its session expires: until then its
+        # partitions wait, even for the same worker restarted.
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
     )
     index = ListenerIndex()
     prefix_len = len(settings.topic_prefix)
@@ -94,12 +99,24 @@ def create_app(settings: Settings) -> faust.App:
     configs = WorkflowConfigs(settings, on_change=on_workflow_changed)
 
     async def rebuild_index() -> None:
+        """After each rebalance: forget what moved away, then index what is ours."""
+        owned = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == contacts.changelog_topic.get_topic_name()
+        }
+        forgotten = _forget_other_partitions(
+            contacts, owned, lambda key: app.consumer.key_partition(contact_events.get_topic_name(), key)
+        )
         index.rebuild(
             (key, ContactState.from_json(raw["tenant_id"], raw["contact_id"], raw))
             for key, raw in list(contacts.items())
             if raw
         )
-        log.info("listener index rebuilt", extra={"active_enrollments": index.active_enrollments()})
+        log.info(
+            "listener index rebuilt",
+            extra={"active_enrollments": index.active_enrollments(), "forgotten_contacts": forgotten},
+        )
 
     contacts = app.Table(
         "contacts",
@@ -199,6 +216,24 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.EXIT_LATENCY.observe(max(0.0, time.time() - msg.timestamp))
 
     return app
+
+
+def _forget_other_partitions(
+    table: TableT, owned: set[int], partition_of: Callable[[bytes], int | None]
+) -> int:
+    """Drop from this worker's store (never from the changelog) the contacts it no longer owns.
+
+    Faust's memory store keeps what the worker wrote for a partition after the
+    partition moves to another worker; left there, that stale copy would be
+    swept, counted and offered rescans here, and would come back to life if the
+    partition returned after its changelog had compacted the deletions away.
+    A contact's partition is its key's on ``goal_engine.contact-events``, which
+    the table is co-partitioned with (``partition_of``: None while unknown).
+    """
+    stale = [key for key in list(table.data.keys()) if partition_of(key.encode()) not in (None, *owned)]
+    for key in stale:
+        del table.data[key]  # the store only: the changelog belongs to the new owner
+    return len(stale)
 
 
 def _lookup(configs: WorkflowConfigs, tenant_id: str) -> Callable[[str], WorkflowConfig | None]:

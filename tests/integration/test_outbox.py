@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -14,8 +14,10 @@ import pytest
 from goal_engine.configuration.store import Actor, create_goal
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.kafka import KafkaBroker
+from goal_engine.devstack.postgres import create_database, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command, wait_until
 from goal_engine.kafka.admin import create_topics
+from projections.migrate import upgrade
 from tests.conftest import RUN_ID, free_port
 from tests.integration.helpers import bearer, eventually, read_topic, settings_env
 
@@ -32,9 +34,27 @@ def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
 
 
 @pytest.fixture
-def api_on_own_broker(settings: Settings, own_broker: KafkaBroker) -> Iterator[Settings]:
+def own_database(postgres_server_url: str) -> Iterator[str]:
+    """A database of this test's own: the session stack's relay must not publish its outbox."""
+    name = f"outbox_{uuid.uuid4().hex[:8]}"
+    url = asyncio.run(create_database(postgres_server_url, name))
+    upgrade(url)
+    yield url
+    asyncio.run(drop_database(postgres_server_url, name))
+
+
+@pytest.fixture
+async def own_pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(own_database, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def api_on_own_broker(settings: Settings, own_broker: KafkaBroker, own_database: str) -> Iterator[Settings]:
     api_settings = settings.model_copy(
         update={
+            "database_url": own_database,
             "kafka_bootstrap": own_broker.bootstrap,
             "api_port": free_port(),
             "ready_check_peers": False,
@@ -67,8 +87,9 @@ async def unpublished(pool: asyncpg.Pool, tenant: str) -> int:
 
 
 async def test_changes_made_while_kafka_is_down_reach_it_when_it_is_back(
-    api_on_own_broker: Settings, own_broker: KafkaBroker, pool: asyncpg.Pool
+    api_on_own_broker: Settings, own_broker: KafkaBroker, own_pool: asyncpg.Pool
 ) -> None:
+    pool = own_pool
     settings, tenant, workflow = api_on_own_broker, f"t-{uuid.uuid4().hex[:6]}", "wf-outbox"
     own_broker.stop()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}/api/v1", timeout=10) as api:

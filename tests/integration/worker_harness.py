@@ -1,0 +1,273 @@
+"""Stream workers as child processes of one test, on a deployment of their own.
+
+:func:`isolated_deployment` is the session's broker with a topic prefix, consumer
+group (Faust app id) and worker state of its own, so killing, restarting or
+doubling its workers never disturbs the session ``stack`` nor another test. The
+records are built with the contract models, as the other modules (and our outbox
+relay) would produce them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from goal_engine.contract.events import (
+    EnrollmentStarted,
+    GoalConfig,
+    TagAdded,
+    WorkflowSnapshot,
+    WorkflowStatusChanged,
+    encode_event,
+    make_event,
+)
+from goal_engine.contract.topics import Topic, contact_key, workflow_key
+from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
+from goal_engine.domain import ids
+from goal_engine.domain.goals import GoalType, canonical_criteria
+from goal_engine.kafka.admin import create_topics, topic_partitions
+from tests.conftest import RUN_ID, free_port
+from tests.integration.helpers import eventually, read_topic, settings_env
+
+SOURCE = "tests/worker-harness"
+LOGS = REPO_ROOT / ".local" / "test-logs" / RUN_ID
+
+
+# --- a deployment of its own ----------------------------------------------------------
+
+
+async def isolated_deployment(base: Settings, name: str, **overrides: Any) -> Settings:
+    """``base`` with its own topics (created here), consumer group and worker state."""
+    run = f"{name}-{uuid.uuid4().hex[:6]}"
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"{base.topic_prefix}{run}.",
+            "worker_id": f"{base.worker_id}-{run}",
+            "state_dir": base.state_dir / run,
+            **overrides,
+        }
+    )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    await create_topics(settings)
+    return settings
+
+
+class Worker:
+    """One ``goal-engine worker`` process; ``start`` again after ``kill`` is a restart."""
+
+    def __init__(self, settings: Settings, name: str, **overrides: Any) -> None:
+        # Its own metrics port: two workers of one group may run side by side.
+        self.settings = settings.model_copy(update={"worker_metrics_port": free_port(), **overrides})
+        self.name = name
+        env = child_env(settings_env(self.settings))
+        log = LOGS / f"{settings.worker_id}-{name}.log"
+        self.process = ManagedProcess(name, goal_engine_command("worker"), env, log)
+
+    def start(self) -> None:
+        self.process.start()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last commit, no producer flush."""
+        self.process.kill()
+
+    def stop(self) -> None:
+        # A short wait: the worker does not finish a SIGTERM shutdown on this
+        # faust-streaming (its table service waits on a cancelled cleanup task), so
+        # this ends in a SIGKILL, which is all the end of a test needs.
+        self.process.stop(timeout=5)
+
+    async def metrics(self) -> dict[str, float]:
+        """The worker's samples, summed over labels (empty while it does not answer)."""
+        if (code := self.process.exit_code) is not None:
+            raise AssertionError(f"worker {self.name} exited with {code}; see {self.process.log_path}")
+        try:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{self.settings.worker_metrics_port}/metrics")
+        except httpx.HTTPError:
+            return {}
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if not sample.name.endswith(("_bucket", "_created")):
+                    values[sample.name] = values.get(sample.name, 0.0) + sample.value
+        return values
+
+    async def wait_ready(self, timeout: float = 90.0) -> None:
+        """Until it has loaded the configurations and its evaluate agent has started."""
+        await eventually(
+            self.metrics,
+            lambda m: m.get("goal_engine_ready") == 1,
+            timeout=timeout,
+            what=f"worker {self.name} to be ready",
+        )
+
+
+# --- the records other modules would produce ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagWorkflow:
+    """An active workflow whose one goal is a tag; contact ``i`` has enrollment ``en-<i>``."""
+
+    tenant: str
+    workflow_id: str
+    tag_id: str
+
+    def contact(self, i: int) -> str:
+        return f"c-{i}"
+
+    def enrollment(self, i: int) -> str:
+        return f"{self.workflow_id}-en-{i}"
+
+    def exit_id(self, i: int) -> str:
+        return ids.exit_id(self.tenant, self.enrollment(i))
+
+    def activated(self, now: datetime) -> tuple[Topic, bytes, bytes]:
+        """``workflow.activated`` as the outbox relay publishes it (``configuration/store.py``
+        ``set_status`` then ``_enqueue``): the whole snapshot, keyed ``tenant:workflow``.
+        Activated a minute ago: an event counts only if it is not older than the activation.
+        """
+        since = now - timedelta(minutes=1)
+        goal = GoalConfig(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SOURCE}/{self.tenant}/{self.workflow_id}")),
+            workflow_id=self.workflow_id,
+            goal_type=GoalType.TAG_ADDED.value,
+            criteria=canonical_criteria(GoalType.TAG_ADDED, {"tag_id": self.tag_id}),
+            created_at=since,
+            updated_at=since,
+        )
+        # A fresh topic prefix per deployment: version 1 is the newest the worker sees.
+        snapshot = WorkflowSnapshot(
+            workflow_id=self.workflow_id, version=1, status="active", activated_at=since, goals=[goal]
+        )
+        event = make_event(
+            Topic.WORKFLOW_ACTIVATED,
+            event_id=ids.config_event_id(self.tenant, self.workflow_id, snapshot.version),
+            tenant_id=self.tenant,
+            time=now,
+            data=WorkflowStatusChanged(workflow_id=self.workflow_id, workflow=snapshot),
+            source=SOURCE,
+        )
+        key = workflow_key(self.tenant, self.workflow_id).encode()
+        return Topic.WORKFLOW_ACTIVATED, key, encode_event(event)
+
+    def enrollment_started(self, i: int) -> tuple[Topic, bytes, bytes]:
+        data = EnrollmentStarted(workflow_id=self.workflow_id, enrollment_id=self.enrollment(i))
+        return self._contact_event(Topic.ENROLLMENT_STARTED, i, data)
+
+    def tag_added(self, i: int) -> tuple[Topic, bytes, bytes]:
+        return self._contact_event(Topic.TAG_ADDED, i, TagAdded(tag_id=self.tag_id, tag_name=self.tag_id))
+
+    def _contact_event(
+        self, topic: Topic, i: int, data: EnrollmentStarted | TagAdded
+    ) -> tuple[Topic, bytes, bytes]:
+        event = make_event(
+            topic,
+            event_id=str(uuid.uuid4()),
+            tenant_id=self.tenant,
+            time=datetime.now(UTC),
+            data=data,
+            subject=self.contact(i),
+            source=SOURCE,
+        )
+        return topic, contact_key(self.tenant, self.contact(i)).encode(), encode_event(event)
+
+
+class Producer:
+    """Produces prepared (topic, key, value) records onto a deployment's topics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+
+    async def __aenter__(self) -> Producer:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def send(self, records: Iterable[tuple[Topic, bytes, bytes]]) -> None:
+        """Send them all, in order per partition, and wait until Kafka has every one."""
+        futures = [
+            await self._producer.send(self.settings.topic(topic), key=key, value=value)
+            for topic, key, value in records
+        ]
+        await asyncio.gather(*futures)
+
+    async def stream(self, records: list[tuple[Topic, bytes, bytes]], per_second: float) -> None:
+        """Send them at a steady rate (in tens), as a stream of events that lasts a while."""
+        for start in range(0, len(records), 10):
+            await self.send(records[start : start + 10])
+            await asyncio.sleep(10 / per_second)
+
+
+# --- what came out --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exits:
+    """The ``workflow.exit.goal`` topic, per enrollment: the ids and how many records."""
+
+    ids_by_enrollment: dict[str, set[str]]
+    records_by_id: Counter[str]
+
+    @classmethod
+    async def read(cls, settings: Settings) -> Exits:
+        ids_by_enrollment: dict[str, set[str]] = {}
+        records_by_id: Counter[str] = Counter()
+        for record in await read_topic(settings, Topic.EXIT_GOAL, timeout=10):
+            enrollment = record["data"]["workflow_enrollment_id"]
+            ids_by_enrollment.setdefault(enrollment, set()).add(record["id"])
+            records_by_id[record["id"]] += 1
+        return cls(ids_by_enrollment, records_by_id)
+
+    def __repr__(self) -> str:  # the failure message of an ``eventually``: short
+        return f"Exits({len(self.ids_by_enrollment)} enrollments, {self.records} records)"
+
+    @property
+    def records(self) -> int:
+        return sum(self.records_by_id.values())
+
+    @property
+    def duplicates(self) -> int:
+        """Records beyond the first of each id: re-publications after a redelivery."""
+        return self.records - len(self.records_by_id)
+
+    def count(self, enrollment_ids: Iterable[str]) -> int:
+        return sum(1 for e in enrollment_ids if e in self.ids_by_enrollment)
+
+
+#: What the workers' group consumes in these tests (the other source topics stay empty).
+CONSUMED = (Topic.ENROLLMENT_STARTED, Topic.TAG_ADDED, Topic.CONTACT_EVENTS)
+
+
+async def uncommitted(settings: Settings, topics: Iterable[Topic] = CONSUMED) -> dict[str, int]:
+    """Per topic, the records the workers' group has not committed yet (its lag)."""
+    names = [settings.topic(t) for t in topics]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.worker_id)
+        end = await consumer.end_offsets(await topic_partitions(settings, names))
+    finally:
+        await consumer.stop()
+        await admin.close()
+    lag = dict.fromkeys(names, 0)
+    for tp, offset in end.items():
+        done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+        lag[tp.topic] += offset - done
+    return lag
