@@ -176,7 +176,7 @@ def create_app(settings: Settings) -> faust.App:
                 ce = parse_event(msg.value, expected_type=msg.topic[prefix_len:])
             except InvalidEvent as exc:
                 reason = exc.reason
-                metrics.DEAD_LETTERS.labels(reason.split(":", 1)[0]).inc()
+                metrics.DEAD_LETTERS.labels(exc.code).inc()
                 log.warning(
                     "dead-lettered a record",
                     extra={
@@ -211,6 +211,7 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             ce = parse_event(msg.value)  # validated by ingest: cannot fail here
             assert ce.subject is not None
+            metrics.EVENT_TIME_LAG.observe(max(0.0, time.time() - ce.time.timestamp()))
             outcome = await update_contact(ce.tenantid, ce.subject, _handled(ce, configs, clock()))
             if outcome.exits:
                 metrics.EXIT_LATENCY.observe(max(0.0, time.time() - msg.timestamp))

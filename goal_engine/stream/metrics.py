@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from goal_engine.core import metrics as core_metrics
+
 EVENTS_CONSUMED = Counter(
     "goal_engine_source_events_total", "Contact-scoped events consumed, by event type", ["type"]
 )
@@ -25,7 +27,12 @@ EXIT_LATENCY = Histogram(
     "Source event appended to Kafka -> its exit appended",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-READY = Gauge("goal_engine_ready", "1 once the process has loaded its state and is processing")
+READY = core_metrics.READY
+EVENT_TIME_LAG = Histogram(
+    "goal_engine_event_time_lag_seconds",
+    "When the worker evaluates an event minus the event's own time (producer delay and worker lag)",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 3600),
+)
 CONTACT_STATES = Gauge(
     "goal_engine_contact_states", "Contacts with state (enrollments or kept events) in this worker's table"
 )

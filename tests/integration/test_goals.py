@@ -257,6 +257,10 @@ async def test_poison_records_are_dead_lettered_between_good_ones(
     letter = next(r for r in _mine(letters, marker) if _key(r) == f"{marker}-json")
     assert base64.b64decode(letter["data"]["value_b64"]) == poison[f"{marker}-json"]  # the original bytes
     assert letter["data"]["source_topic"] == stack.topic("contact.tag.added")
+    async with httpx.AsyncClient() as client:
+        scraped = (await client.get(f"http://127.0.0.1:{stack.worker_metrics_port}/metrics")).text
+    for code in ("malformed_json", "missing_subject", "invalid_envelope", "wrong_type", "invalid_data", "oversized"):
+        assert f'goal_engine_dead_letters_total{{reason="{code}"}}' in scraped
 
 
 def _key(letter: dict[str, Any]) -> str:
