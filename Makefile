@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint format schemas deploy-check monitor clean
+.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test: install  ## unit and integration tests (real Kafka and PostgreSQL, started
 
 test-unit: install  ## only the pure unit tests (no broker, no database)
 	$(PY) -m pytest tests/unit
+
+bench: install  ## benchmark the worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 300")
+	$(PY) -m goal_engine.bench $(BENCH_ARGS)
 
 lint: install  ## ruff, mypy, and schemas/ in step with the models
 	$(VENV)/bin/ruff check .

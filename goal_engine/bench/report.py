@@ -6,8 +6,33 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+BENCH_NOTES = (
+    "projector and API not started: the worker alone publishes the exit (they only read it)",
+    "PostgreSQL is started and migrated as `make run` does, but the stream worker never uses it",
+    "latency = exit record's CreateTime - source record's CreateTime (producers on this host, 1 ms "
+    "resolution); it spans the worker's two hops: ingest (re-key) and evaluate",
+    "the bench's producer and consumer share this host's CPUs with the worker and Kafka",
+)
+
+
+def file_stamp(started_at: str) -> str:
+    """The run's start as it appears in file names: 20260102T030405Z."""
+    return datetime.fromisoformat(started_at).strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_samples(path: Path, sent_ms: dict[str, float], exits_ms: dict[str, int]) -> None:
+    """One line per source event, oldest first: for plotting latency over the measure phase."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        out.write("enrollment_id,source_ms,exit_ms,latency_ms\n")
+        for enrollment_id, source in sorted(sent_ms.items(), key=lambda item: item[1]):
+            exit_ms = exits_ms.get(enrollment_id)
+            latency = "" if exit_ms is None else f"{exit_ms - source:.0f}"
+            out.write(f"{enrollment_id},{source:.0f},{'' if exit_ms is None else exit_ms},{latency}\n")
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -68,17 +93,20 @@ class LoadResult:
     worker_seconds: float  # from the first enrollment sent until the worker holds all of them
     worker_rate: float  # enrollment events/s the worker got through (ingest + evaluate)
     worker_cpu_percent: float
+    settle_seconds: float  # then, until the worker was idle (the load's tail: changelog, commits)
 
 
 @dataclass
 class MeasureResult:
     target_rate: float
     duration_seconds: float
-    sent: int
+    warmup_seconds: float  # before the measure window, at the same rate; not in the figures
+    warmup_events: int
+    sent: int  # in the measure window
     send_seconds: float
     send_rate: float
     exits: int  # distinct exits matched to a source event
-    missing: int
+    missing: int  # of every event sent, the warm-up's included
     duplicates: int  # exits seen more than once (at-least-once redelivery)
     unexpected: int  # exits for enrollments the measure phase did not target
     throughput: float  # matched exits / (last exit's append - first source append)
@@ -87,6 +115,8 @@ class MeasureResult:
     worker_cpu_percent: float
     broker_cpu_percent: float | None
     bench_cpu_percent: float
+    host_cpu_percent: float  # every process on the host (others' too); 100 % per core
+    host_cores: int
 
 
 @dataclass
@@ -98,6 +128,7 @@ class WorkerMemory:
 
 @dataclass
 class Report:
+    run_id: str
     started_at: str
     ok: bool
     setup: Setup
@@ -113,8 +144,7 @@ class Report:
 
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        stamp = self.started_at.replace(":", "").replace("-", "").split(".")[0]
-        path = directory / f"report-{stamp}.json"
+        path = directory / f"report-{file_stamp(self.started_at)}.json"
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         return path
 
@@ -127,6 +157,10 @@ def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
+def _origin(started_by_bench: bool) -> str:
+    return "started by the bench" if started_by_bench else "reused"
+
+
 def render(report: Report) -> str:
     """The report as an aligned, human-readable table."""
     rows: list[tuple[str, str]] = []
@@ -135,10 +169,10 @@ def render(report: Report) -> str:
         rows.append((f"[{title}]", ""))
 
     s = report.setup
-    section("setup")
+    section(f"setup (run {report.run_id}, {report.started_at})")
     rows += [
-        ("kafka", f"{s.kafka_bootstrap} ({'started by the bench' if s.kafka_started_by_bench else 'reused'})"),
-        ("postgresql", f"{s.database} ({'started by the bench' if s.postgres_started_by_bench else 'reused'})"),
+        ("kafka", f"{s.kafka_bootstrap} ({_origin(s.kafka_started_by_bench)})"),
+        ("postgresql", f"{s.database} ({_origin(s.postgres_started_by_bench)})"),
         ("topics", f"prefix {s.topic_prefix!r}, {s.partitions} partitions"),
         ("worker", f"1 process ({s.worker_id}), log {s.worker_log}"),
         ("tenants", f"{s.tenants} (one active workflow with one tag goal each)"),
@@ -152,11 +186,16 @@ def render(report: Report) -> str:
             ("produced", f"{_n(load.produce_rate)} ev/s ({load.produce_seconds:.1f} s, acks=all)"),
             ("worker caught up", f"{_n(load.worker_rate)} ev/s ({load.worker_seconds:.1f} s)"),
             ("worker cpu", f"{load.worker_cpu_percent:.0f} % of one core"),
+            ("worker idle", f"{load.settle_seconds:.0f} s later"),
         ]
     if (m := report.measure) is not None:
         section("measure: contact.tag.added -> workflow.exit.goal")
         rows += [
-            ("target rate", f"{_n(m.target_rate)} ev/s for {m.duration_seconds:.0f} s"),
+            (
+                "target rate",
+                f"{_n(m.target_rate)} ev/s for {m.duration_seconds:.0f} s, after a "
+                f"{m.warmup_seconds:.0f} s warm-up ({_n(m.warmup_events)} events, not counted)",
+            ),
             ("sent", f"{_n(m.sent)} ({_n(m.send_rate, 1)} ev/s over {m.send_seconds:.1f} s)"),
             ("exits", f"{_n(m.exits)} matched, {m.missing} missing, {m.duplicates} duplicate(s)"),
             ("throughput", f"{_n(m.throughput, 1)} exits/s"),
@@ -177,6 +216,15 @@ def render(report: Report) -> str:
         if m.broker_cpu_percent is not None:
             cpu += f", kafka {m.broker_cpu_percent:.0f} %"
         rows.append(("cpu (100 % = 1 core)", cpu))
+        ours = m.worker_cpu_percent + m.bench_cpu_percent + (m.broker_cpu_percent or 0.0)
+        rows.append(
+            (
+                "host cpu",
+                f"{m.host_cpu_percent:.0f} % of {m.host_cores * 100} %, of which "
+                f"{max(0.0, m.host_cpu_percent - ours):.0f} % other processes"
+                + ("" if m.broker_cpu_percent is not None else " (Kafka included)"),
+            )
+        )
     if (mem := report.memory) is not None:
         section(f"worker memory (pid {mem.pid})")
         rows += [
@@ -187,10 +235,8 @@ def render(report: Report) -> str:
     rows.append(("status", "OK" if report.ok else "FAILED"))
     if report.error:
         rows.append(("error", report.error))
-    rows += [("note", note) for note in report.notes]
 
-    width = max(len(label) for label, _ in rows)
-    lines = []
-    for label, value in rows:
-        lines.append(label if label.startswith("[") else f"  {label:<{width}}  {value}")
+    width = max(len(label) for label, _ in rows if not label.startswith("["))
+    lines = [label if label.startswith("[") else f"  {label:<{width}}  {value}" for label, value in rows]
+    lines += ["[notes]", *(f"  - {note}" for note in report.notes)]
     return "\n".join(lines)

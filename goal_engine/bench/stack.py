@@ -93,14 +93,18 @@ def start_stack(
         log.info("using the Kafka broker at %s (GOAL_ENGINE_KAFKA_BOOTSTRAP)", base.kafka_bootstrap)
     else:
         log.info("starting Kafka (data in %s)…", LOCAL / "bench-kafka")
-        broker = resources.enter_context(KafkaBroker(LOCAL / "bench-kafka", port=free_port()))
+        broker = KafkaBroker(LOCAL / "bench-kafka", port=free_port())
+        resources.callback(broker.stop)  # before start(): an interrupted start is stopped too
+        broker.start()
         overrides["kafka_bootstrap"] = broker.bootstrap
     postgres_started = False
     if base.database_url:
         log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
     else:
         log.info("starting PostgreSQL (data in %s)…", LOCAL / "bench-postgres")
-        pg = resources.enter_context(LocalPostgres(LOCAL / "bench-postgres", port=free_port()))
+        pg = LocalPostgres(LOCAL / "bench-postgres", port=free_port())
+        resources.callback(pg.stop)
+        pg.start()
         overrides["database_url"] = pg.url
         postgres_started = True
 
@@ -126,13 +130,14 @@ def start_stack(
     log.info("applying migrations to %s", describe_database(settings.database_url_asyncpg))
     upgrade(settings.database_url_asyncpg)
 
+    state_dir.mkdir(parents=True, exist_ok=True)
     resources.callback(shutil.rmtree, state_dir, ignore_errors=True)
     env = child_env({**settings_env(settings), **worker_env})
     worker = ManagedProcess(
         "worker", goal_engine_command("worker"), env, BENCH_DIR / "logs" / f"{run_id}-worker.log"
     )
-    worker.start()
     resources.callback(worker.stop)  # unwinds first: the worker stops before topics, PostgreSQL, Kafka
+    worker.start()
     return Stack(
         settings=settings,
         kafka_started=broker is not None,
@@ -201,6 +206,13 @@ def cpu_seconds(pid: int | None) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def host_cpu_seconds() -> float:
+    """CPU time every process on this host has used since boot, all cores together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
 
 
 def memory_mib(pid: int) -> tuple[float | None, float | None]:
