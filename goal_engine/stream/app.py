@@ -38,6 +38,7 @@ from faust.types import TableT
 from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
 from goal_engine.contract.topics import CONTACT_SCOPED_TOPICS, Topic, contact_key
 from goal_engine.core.config import Settings
+from goal_engine.core.metrics import CONSUMER_LAG
 from goal_engine.domain.evaluation import Clock, ContactState, Outcome
 from goal_engine.domain.workflow import WorkflowConfig
 from goal_engine.stream import metrics, transport
@@ -167,6 +168,15 @@ def create_app(settings: Settings) -> faust.App:
         due = [raw for raw in list(contacts.values()) if raw and (raw.get("expires_at") or now + 1) <= now]
         for raw in due:
             await send_control(Control("sweep", raw["tenant_id"], raw["contact_id"]))
+
+    @app.timer(interval=5.0)
+    async def report_lag() -> None:
+        """Consumer lag per partition this worker reads (source topics, contact events, changelog)."""
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            highwater, position = consumer.highwater(tp), await consumer.position(tp)
+            if highwater is not None and position is not None:
+                CONSUMER_LAG.labels("worker", tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     @app.agent(sources, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
