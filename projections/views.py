@@ -131,7 +131,9 @@ async def exit_goal(conn: asyncpg.Connection, event: CloudEvent, data: ExitGoal)
             SET status = 'completed_goal', ended_at = EXCLUDED.ended_at,
                 goal_config_ids = EXCLUDED.goal_config_ids,
                 enrolled_at = coalesce(enrollments.enrolled_at, EXCLUDED.enrolled_at)
-            WHERE enrollments.status <> 'completed_goal'
+            -- An end that happened before the goal stands, whatever order the topics came in.
+            WHERE enrollments.status = 'active'
+               OR (enrollments.status <> 'completed_goal' AND enrollments.ended_at > EXCLUDED.ended_at)
         RETURNING enrolled_at, ended_at
         """,
         event.tenantid,

@@ -154,3 +154,34 @@ async def test_invalid_records_are_skipped_not_fatal(pool: asyncpg.Pool) -> None
     batch = [topics.record(Topic.ENROLLMENT_STARTED, b"{oops"), topics.record(Topic.ENROLLMENT_STARTED, None)]
     assert await projector.process_batch(batch) == 0
     assert (await projector.positions())[(batch[0].topic, 0)] == 2
+
+
+@pytest.mark.parametrize(
+    ("ended_after_hours", "status", "exits"), [(1, "exited", 0), (3, "completed_goal", 1)]
+)
+async def test_whichever_happened_first_of_end_and_goal_wins(
+    pool: asyncpg.Pool, ended_after_hours: int, status: str, exits: int
+) -> None:
+    """The goal exit is at T0 + 2 h; an end before it stands, an end after it does not."""
+    tenant, topics = f"t-{uuid.uuid4().hex[:6]}", Topics()
+    projector = Projector(pool, topics.prefix)
+    (_, started), _, (_, exit_) = journey(tenant, "wf", "en1", "g")
+    ended = cloud_event(
+        "workflow.enrollment.ended",
+        tenant,
+        {"workflow_id": "wf", "enrollment_id": "en1", "reason": "exited"},
+        "c1",
+        T0 + timedelta(hours=ended_after_hours),
+    )
+    # The end is projected before the exit, as when the topics arrive in that order.
+    for topic, value in (
+        (Topic.ENROLLMENT_STARTED, started),
+        (Topic.ENROLLMENT_ENDED, json.dumps(ended).encode()),
+        (Topic.EXIT_GOAL, exit_),
+    ):
+        await projector.process_batch([topics.record(topic, value)])
+    row = await pool.fetchrow("SELECT status FROM enrollments WHERE tenant_id = $1", tenant)
+    assert row["status"] == status
+    assert (
+        await pool.fetchval("SELECT goals_achieved FROM workflow_stats WHERE tenant_id = $1", tenant) == exits
+    )
