@@ -30,7 +30,7 @@ test: install  ## unit and integration tests (real Kafka and PostgreSQL, started
 test-unit: install  ## only the pure unit tests (no broker, no database)
 	$(PY) -m pytest tests/unit
 
-bench: install  ## benchmark the worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 300")
+bench: install  ## benchmark one worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 200")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)
 
 lint: install  ## ruff, mypy, and schemas/ in step with the models

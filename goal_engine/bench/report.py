@@ -212,6 +212,14 @@ def render(report: Report) -> str:
                 ("latency max", _ms(lat.max_ms)),
                 ("latency mean", _ms(lat.mean_ms)),
             ]
+        own = report.worker_metrics
+        if own.get("goal_engine_exit_latency_seconds_count"):
+            mean = (
+                1000
+                * own["goal_engine_exit_latency_seconds_sum"]
+                / own["goal_engine_exit_latency_seconds_count"]
+            )
+            rows.append(("worker's own mean", f"{_ms(mean)} (its exit latency histogram, warm-up included)"))
         cpu = f"worker {m.worker_cpu_percent:.0f} %, bench {m.bench_cpu_percent:.0f} %"
         if m.broker_cpu_percent is not None:
             cpu += f", kafka {m.broker_cpu_percent:.0f} %"

@@ -4,11 +4,11 @@
 2. configure: one active workflow with a tag goal per tenant, produced straight to
    ``workflow.activated`` (as the outbox relay would); wait until the worker holds them;
 3. load: N ``workflow.enrollment.started`` as fast as aiokafka goes; wait until the
-   worker's ``goal_engine_active_enrollments`` reaches N;
-4. measure: ``contact.tag.added`` for distinct enrolled contacts at ``rate`` for
-   ``duration`` seconds, each one exiting exactly one enrollment; every
-   ``workflow.exit.goal`` is matched to its source record by enrollment id, then a drain
-   waits for the stragglers;
+   worker's ``goal_engine_active_enrollments`` reaches N, then until it is idle;
+4. measure: ``contact.tag.added`` for distinct enrolled contacts at ``rate``, each one
+   exiting exactly one enrollment: ``warmup`` seconds that are left out of the figures,
+   then ``duration`` seconds that count; every ``workflow.exit.goal`` is matched to its
+   source record by enrollment id, then a drain waits for the stragglers;
 5. report: the worker's VmHWM/VmRSS, the table on stdout, the JSON under ``.local/bench``.
 
 Latency is the exit record's Kafka timestamp minus the source record's: both are

@@ -222,7 +222,7 @@ def memory_mib(pid: int) -> tuple[float | None, float | None]:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             name, _, rest = line.partition(":")
             if name in ("VmHWM", "VmRSS"):
-                found[name] = int(rest.split()[0]) / 1024  # kB
+                found[name] = round(int(rest.split()[0]) / 1024, 1)  # kB
     except OSError:
         pass
     return found.get("VmHWM"), found.get("VmRSS")
