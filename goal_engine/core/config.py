@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         3600.0, ge=0, description="how long an ended enrollment is remembered (against late duplicates)"
     )
     sweep_interval_seconds: float = Field(30.0, gt=0, description="how often expired worker state is swept")
+    evaluate_batch_size: int = Field(
+        200, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"
+    )
+    evaluate_batch_wait_seconds: float = Field(
+        0.005, gt=0, description="how long the worker waits to fill a batch (added latency at low load)"
+    )
     worker_session_timeout_seconds: float = Field(
         60.0,
         ge=6,  # the broker's group.min.session.timeout.ms (6 s by default) refuses less

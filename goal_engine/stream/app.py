@@ -14,13 +14,13 @@ and calls the pure domain; this module only moves bytes. Control records
 (:mod:`.control`) bring configuration changes and expiry into the contact's
 partition, the only place its state may be written.
 
-At-least-once, in this order per event (why: a crash between two steps must
-never lose an exit):
-1. evaluate against the state as stored;
-2. publish the outcome and wait until Kafka has it;
-3. write the new state to the table (its changelog);
-4. Faust commits the source offset later, after flushing the producer.
-A crash before 3 re-evaluates the event on redelivery and re-publishes the same
+At-least-once, in this order per batch of events (why: a crash between two
+steps must never lose an exit; :mod:`.batch` says why batches):
+1. evaluate each event against the state as stored (or as the batch left it);
+2. publish the outcomes and wait until Kafka has them all;
+3. write each touched contact's new state to the table (its changelog);
+4. Faust commits the source offsets later, after flushing the producer.
+A crash before 3 re-evaluates the batch on redelivery and re-publishes the same
 deterministic ids; a crash after 3 finds the work done.
 """
 
@@ -30,10 +30,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.types import TableT
+from faust.types import EventT, TableT
 
 from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
 from goal_engine.contract.topics import CONTACT_SCOPED_TOPICS, Topic, contact_key
@@ -42,9 +42,11 @@ from goal_engine.core.metrics import CONSUMER_LAG
 from goal_engine.domain.evaluation import Clock, ContactState, Outcome
 from goal_engine.domain.workflow import WorkflowConfig
 from goal_engine.stream import metrics, transport
+from goal_engine.stream.batch import ContactBatch
 from goal_engine.stream.control import Control, read_control
-from goal_engine.stream.listeners import ListenerIndex, summarize
-from goal_engine.stream.records import Record, dead_letter_record, outcome_records
+from goal_engine.stream.expiry import ExpiryQueue
+from goal_engine.stream.listeners import ListenerIndex
+from goal_engine.stream.records import Record, dead_letter_record
 from goal_engine.stream.workflow_configs import WorkflowConfigs
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
     )
     index = ListenerIndex()
+    expiry = ExpiryQueue()
     prefix_len = len(settings.topic_prefix)
 
     def clock() -> Clock:
@@ -109,11 +112,11 @@ def create_app(settings: Settings) -> faust.App:
         forgotten = _forget_other_partitions(
             contacts, owned, lambda key: app.consumer.key_partition(contact_events.get_topic_name(), key)
         )
+        stored = [(key, raw) for key, raw in list(contacts.items()) if raw]
         index.rebuild(
-            (key, ContactState.from_json(raw["tenant_id"], raw["contact_id"], raw))
-            for key, raw in list(contacts.items())
-            if raw
+            (key, ContactState.from_json(raw["tenant_id"], raw["contact_id"], raw)) for key, raw in stored
         )
+        expiry.rebuild((key, raw.get("expires_at")) for key, raw in stored)
         log.info(
             "listener index rebuilt",
             extra={"active_enrollments": index.active_enrollments(), "forgotten_contacts": forgotten},
@@ -137,25 +140,32 @@ def create_app(settings: Settings) -> faust.App:
             for future in futures:
                 await future
 
-    async def update_contact(
-        tenant_id: str, contact_id: str, change: Callable[[ContactState], Outcome]
-    ) -> Outcome:
-        """Steps 1-3 of the module docstring for one contact."""
-        key = contact_key(tenant_id, contact_id)
-        state = ContactState.from_json(tenant_id, contact_id, contacts.get(key))
-        before = summarize(state)
-        outcome = change(state)
-        if outcome:
-            await publish(outcome_records(tenant_id, contact_id, outcome), wait=True)
+    async def evaluate_batch(events: list[EventT]) -> None:
+        """The steps of the module docstring for one batch (see :mod:`.batch`)."""
+        batch = ContactBatch(contacts, index)
+        exit_appends: list[float] = []
+        for event in events:
+            msg = event.message
+            control = read_control(msg.headers)
+            if control is not None:
+                batch.apply(
+                    event, control.tenant_id, control.contact_id, _controlled(control, configs, clock())
+                )
+                continue
+            ce = parse_event(msg.value)  # validated by ingest: cannot fail here
+            assert ce.subject is not None
+            metrics.EVENT_TIME_LAG.observe(max(0.0, time.time() - ce.time.timestamp()))
+            outcome = batch.apply(event, ce.tenantid, ce.subject, _handled(ce, configs, clock()))
             for a in outcome.achievements:
                 metrics.GOALS_ACHIEVED.labels(a.goal.goal_type.value).inc()
             metrics.EXITS.inc(len(outcome.exits))
-        if state.is_empty:
-            contacts.pop(key, None)
-        else:
-            contacts[key] = {"tenant_id": tenant_id, "contact_id": contact_id, **state.to_json(clock())}
-        index.update(key, tenant_id, before, summarize(state))
-        return outcome
+            exit_appends += [msg.timestamp] * len(outcome.exits)
+        await publish(batch.records, wait=True)
+        for key, expires_at in batch.write(clock()):
+            expiry.schedule(key, expires_at)
+        now = time.time()
+        for appended in exit_appends:
+            metrics.EXIT_LATENCY.observe(max(0.0, now - appended))
 
     @app.task
     async def follow_configs() -> None:
@@ -164,10 +174,10 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=settings.sweep_interval_seconds)
     async def sweep() -> None:
         """Ask each contact whose state has expired parts to forget them (R10: no leak)."""
-        now = time.time()
-        due = [raw for raw in list(contacts.values()) if raw and (raw.get("expires_at") or now + 1) <= now]
-        for raw in due:
-            await send_control(Control("sweep", raw["tenant_id"], raw["contact_id"]))
+        for key in expiry.pop_due(time.time()):
+            raw = contacts.get(key)
+            if raw:
+                await send_control(Control("sweep", raw["tenant_id"], raw["contact_id"]))
 
     @app.timer(interval=5.0)
     async def report_lag() -> None:
@@ -211,20 +221,11 @@ def create_app(settings: Settings) -> faust.App:
     async def evaluate(stream: faust.StreamT) -> None:
         await configs.ready.wait()
         metrics.READY.set(1)
-        async for event in stream.events():
-            msg = event.message
-            control = read_control(msg.headers)
-            if control is not None:
-                await update_contact(
-                    control.tenant_id, control.contact_id, _controlled(control, configs, clock())
-                )
-                continue
-            ce = parse_event(msg.value)  # validated by ingest: cannot fail here
-            assert ce.subject is not None
-            metrics.EVENT_TIME_LAG.observe(max(0.0, time.time() - ce.time.timestamp()))
-            outcome = await update_contact(ce.tenantid, ce.subject, _handled(ce, configs, clock()))
-            if outcome.exits:
-                metrics.EXIT_LATENCY.observe(max(0.0, time.time() - msg.timestamp))
+        # take_events is on faust.Stream, not on the StreamT interface.
+        async for events in cast(faust.Stream, stream).take_events(
+            settings.evaluate_batch_size, within=settings.evaluate_batch_wait_seconds
+        ):
+            await evaluate_batch(list(events))
 
     return app
 

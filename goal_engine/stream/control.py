@@ -10,7 +10,7 @@ what to do in a header, so no consumer can mistake it for a contract event.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 HEADER = "goal-engine-control"
@@ -27,8 +27,8 @@ class Control:
         return [(HEADER, json.dumps(self.__dict__).encode())]
 
 
-def read_control(headers: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> Control | None:
-    items = headers.items() if isinstance(headers, dict) else (headers or ())
+def read_control(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> Control | None:
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in items:
         if name == HEADER:
             return Control(**json.loads(value))

@@ -35,12 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import faust
+from faust import streams as faust_streams
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, EventT
 from faust.types.transports import TransportT
 
 log = logging.getLogger(__name__)
@@ -125,3 +128,19 @@ class App(faust.App):
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
+
+
+@contextmanager
+def as_current_event(event: EventT) -> Iterator[None]:
+    """Make ``event`` the one a Faust table write belongs to.
+
+    A table sends each write to the changelog partition of "the event being
+    processed", a context variable Faust sets while an agent iterates event by
+    event. An agent that takes a batch (``take_events``) has no such event of
+    its own, so it names the one each write comes from.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)

@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from goal_engine.contract.events import (
+    EnrollmentEnded,
     EnrollmentStarted,
     GoalConfig,
     TagAdded,
@@ -166,11 +167,17 @@ class TagWorkflow:
         data = EnrollmentStarted(workflow_id=self.workflow_id, enrollment_id=self.enrollment(i))
         return self._contact_event(Topic.ENROLLMENT_STARTED, i, data)
 
+    def enrollment_ended(self, i: int) -> tuple[Topic, bytes, bytes]:
+        data = EnrollmentEnded(
+            workflow_id=self.workflow_id, enrollment_id=self.enrollment(i), reason="completed"
+        )
+        return self._contact_event(Topic.ENROLLMENT_ENDED, i, data)
+
     def tag_added(self, i: int) -> tuple[Topic, bytes, bytes]:
         return self._contact_event(Topic.TAG_ADDED, i, TagAdded(tag_id=self.tag_id, tag_name=self.tag_id))
 
     def _contact_event(
-        self, topic: Topic, i: int, data: EnrollmentStarted | TagAdded
+        self, topic: Topic, i: int, data: EnrollmentStarted | EnrollmentEnded | TagAdded
     ) -> tuple[Topic, bytes, bytes]:
         event = make_event(
             topic,
@@ -250,7 +257,7 @@ class Exits:
 
 
 #: What the workers' group consumes in these tests (the other source topics stay empty).
-CONSUMED = (Topic.ENROLLMENT_STARTED, Topic.TAG_ADDED, Topic.CONTACT_EVENTS)
+CONSUMED = (Topic.ENROLLMENT_STARTED, Topic.ENROLLMENT_ENDED, Topic.TAG_ADDED, Topic.CONTACT_EVENTS)
 
 
 async def uncommitted(settings: Settings, topics: Iterable[Topic] = CONSUMED) -> dict[str, int]:

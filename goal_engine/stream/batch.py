@@ -1,0 +1,80 @@
+"""One batch of contact events: evaluate all, publish all, then write the states.
+
+Why batches: the worker must not write a contact's new state before Kafka
+holds the exits that state implies (a crash in between would lose them). Done
+per event, that is one round trip to the broker per exit (2-3 ms), which capped
+a worker at ~225 goal events/s. Per batch it is one wait for many exits, in
+the same order of steps:
+
+1. every event of the batch is evaluated in turn against the state as stored,
+   or as the batch left it (a contact may appear twice in a batch);
+2. the caller publishes all outcomes and waits until Kafka has them all;
+3. :meth:`ContactBatch.write` stores each touched contact's final state once.
+
+A crash before 3 re-evaluates the whole batch on redelivery and re-publishes
+the same deterministic ids; nothing of it was acknowledged to Faust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import EventT
+
+from goal_engine.contract.topics import contact_key
+from goal_engine.domain.evaluation import Clock, ContactState, Outcome
+from goal_engine.stream.listeners import ListenerIndex, Summary, summarize
+from goal_engine.stream.records import Record, outcome_records
+from goal_engine.stream.transport import as_current_event
+
+
+@dataclass
+class _Touched:
+    state: ContactState
+    before: Summary
+    event: EventT  # the last event that changed it: its partition is the contact's
+
+
+@dataclass
+class ContactBatch:
+    table: MutableMapping[str, Any]
+    index: ListenerIndex
+    records: list[Record] = field(default_factory=list)
+    _touched: dict[str, _Touched] = field(default_factory=dict)
+
+    def apply(
+        self, event: EventT, tenant_id: str, contact_id: str, change: Callable[[ContactState], Outcome]
+    ) -> Outcome:
+        """Step 1 for one event: evaluate, and queue the records to publish."""
+        key = contact_key(tenant_id, contact_id)
+        touched = self._touched.get(key)
+        if touched is None:
+            state = ContactState.from_json(tenant_id, contact_id, self.table.get(key))
+            touched = self._touched[key] = _Touched(state, summarize(state), event)
+        touched.event = event
+        outcome = change(touched.state)
+        if outcome:
+            self.records += outcome_records(tenant_id, contact_id, outcome)
+        return outcome
+
+    def write(self, clock: Clock) -> list[tuple[str, float | None]]:
+        """Step 3: store each touched contact once; returns (key, expires_at) of each."""
+        written = []
+        for key, touched in self._touched.items():
+            state = touched.state
+            # A Faust table sends each write to the changelog partition of the
+            # event being processed: here, the contact's own.
+            with as_current_event(touched.event):
+                if state.is_empty:
+                    self.table.pop(key, None)
+                    expires_at = None
+                else:
+                    raw: dict[str, Any] = {"tenant_id": state.tenant_id, "contact_id": state.contact_id}
+                    raw.update(state.to_json(clock))
+                    self.table[key] = raw
+                    expires_at = raw["expires_at"]
+            self.index.update(key, state.tenant_id, touched.before, summarize(state))
+            written.append((key, expires_at))
+        return written
