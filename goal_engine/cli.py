@@ -61,11 +61,18 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    from goal_engine.kafka.admin import create_topics
+    from goal_engine.kafka.admin import ensure_topics, topic_specs
 
-    created = asyncio.run(create_topics(settings))
-    print(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else " (all existed)"))
-    return 0
+    changes = asyncio.run(ensure_topics(settings, dry_run=args.check))
+    would = "would be " if args.check else ""
+    for change in changes:
+        if change.created:
+            print(f"{change.topic}: {would}created")
+        for key, (was, now) in change.altered.items():
+            print(f"{change.topic}: {key} {was or '(broker default)'} -> {now} ({would}altered)")
+    total = len(topic_specs(settings))
+    print(f"{total - len(changes)} of {total} topic(s) already as specified")
+    return 1 if args.check and changes else 0
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -86,7 +93,8 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         conn = await asyncpg.connect(settings.database_url_asyncpg)
         try:
-            result = await apply_retention(conn, timedelta(days=args.days))
+            days = args.days if args.days is not None else settings.retention_days
+            result = await apply_retention(conn, timedelta(days=days))
         finally:
             await conn.close()
         print(f"created {result.created} monthly partition(s) ahead; kept {result.kept}")
@@ -182,7 +190,11 @@ COMMANDS = {
     "worker": (_worker, "run the stream worker (Faust): evaluates goals, emits achievements and exits"),
     "projector": (_projector, "run the projector: folds goal events into the PostgreSQL read models"),
     "api": (_api, "serve the HTTP API on GOAL_ENGINE_API_HOST:GOAL_ENGINE_API_PORT"),
-    "topics": (_topics, "create every Kafka topic (partitions, retention, compaction) that is missing"),
+    "topics": (
+        _topics,
+        "create the missing Kafka topics and bring every topic's config (retention, compaction) "
+        "up to date; prints what it changed",
+    ),
     "migrate": (_migrate, "apply the database migrations (GOAL_ENGINE_DATABASE_URL)"),
     "dev": (_dev, "run the whole local stack: Kafka, PostgreSQL, worker, projector, API (make run)"),
     "retention": (_retention, "drop achievement-log months older than the retention; create months ahead"),
@@ -226,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--time", help="RFC 3339 time of the event (default: now)")
     send.add_argument("--id", help="event id (default: a new UUID; reuse one to simulate a retry)")
     parsers["retention"].add_argument(
-        "--days", type=int, default=730, help="keep achievements this many days (default 730: two years)"
+        "--days",
+        type=int,
+        help="keep achievements this many days (default GOAL_ENGINE_RETENTION_DAYS, 730: two years)",
     )
     projections = parsers["projections"]
     projections.add_argument(
@@ -236,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", help="rebuild into this database instead (it can run beside the live projector)"
     )
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
+    parsers["topics"].add_argument(
+        "--check", action="store_true", help="only report what would change; exit 1 if anything would"
+    )
     return parser
 
 

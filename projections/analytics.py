@@ -4,7 +4,9 @@ Without a window, totals are all-time (``workflow_stats``). With one, every
 count is a sum of hourly aggregates, so it is exact for any window of whole
 hours: ``from`` and ``to`` are rounded down to the hour (and series buckets
 to the interval). Percentiles of time to goal come from log-spaced histograms,
-within :data:`projections.histogram.RELATIVE_ERROR`.
+within :data:`projections.histogram.RELATIVE_ERROR`; averages from exact sums.
+Per goal type, time to goal runs from the enrollment to that goal's achievement
+(in an ``all`` workflow, each goal's own moment), bucketed by achievement hour.
 """
 
 from __future__ import annotations
@@ -95,6 +97,14 @@ async def workflow_stats(
             """,
             *args,
         )
+        type_histogram = await conn.fetch(
+            f"""
+            SELECT goal_type, bin, sum(achievements) AS achievements, sum(seconds) AS seconds
+            FROM workflow_goal_type_time_to_goal_histogram
+            WHERE {_IN_WINDOW} GROUP BY goal_type, bin
+            """,
+            *args,
+        )
         series = await _series(conn, tenant_id, workflow_id, window) if window.interval else []
     enrolled, achieved = int(totals["enrolled"]), int(totals["achieved"])
     return {
@@ -108,10 +118,21 @@ async def workflow_stats(
             r["goal_type"]: {
                 "achieved": int(r["achieved"]),
                 "conversion_rate": rate(int(r["achieved"]), enrolled),
+                **_goal_type_timing([t for t in type_histogram if t["goal_type"] == r["goal_type"]]),
             }
             for r in by_type
         },
         "series": series,
+    }
+
+
+def _goal_type_timing(rows: list[asyncpg.Record]) -> dict[str, Any]:
+    """Average and percentiles of one goal type's time to goal, from its histogram rows."""
+    counts = [(r["bin"], int(r["achievements"])) for r in rows]
+    seconds = sum(float(r["seconds"]) for r in rows)
+    return {
+        "avg_time_to_goal_hours": _hours(seconds, sum(c for _, c in counts)),
+        "time_to_goal_hours": _percentiles(counts),
     }
 
 

@@ -40,6 +40,7 @@ READ_MODELS = (
     "workflow_activity_hourly",
     "workflow_goal_type_hourly",
     "workflow_time_to_goal_histogram",
+    "workflow_goal_type_time_to_goal_histogram",
     "projector_tracking",
 )
 

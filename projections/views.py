@@ -109,6 +109,7 @@ async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalA
         data.goal_type,
         data.achieved_at,
     )
+    await _time_goal_type(conn, event.tenantid, data)
     await conn.execute(
         """
         INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after)
@@ -118,6 +119,36 @@ async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalA
         data.achieved_at,
         data.workflow_enrollment_id,
         data.model_dump_json(),
+    )
+
+
+async def _time_goal_type(conn: asyncpg.Connection, tenant_id: str, data: GoalAchieved) -> None:
+    """Counts a newly recorded achievement in its goal type's time-to-goal histogram."""
+    enrolled_at = data.enrolled_at
+    if enrolled_at is None:
+        # Achievements published before they carried enrolled_at: the start, if already projected.
+        enrolled_at = await conn.fetchval(
+            "SELECT enrolled_at FROM enrollments WHERE tenant_id = $1 AND enrollment_id = $2",
+            tenant_id,
+            data.workflow_enrollment_id,
+        )
+    if enrolled_at is None:
+        return  # its time to goal is unknown: counted as achieved, not timed
+    seconds = max(0.0, (data.achieved_at - enrolled_at).total_seconds())
+    await conn.execute(
+        """
+        INSERT INTO workflow_goal_type_time_to_goal_histogram AS h
+            (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
+        VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz, 'UTC'), $5, 1, $6)
+        ON CONFLICT (tenant_id, workflow_id, goal_type, bucket, bin)
+            DO UPDATE SET achievements = h.achievements + 1, seconds = h.seconds + EXCLUDED.seconds
+        """,
+        tenant_id,
+        data.workflow_id,
+        data.goal_type,
+        data.achieved_at,
+        bin_of(seconds),
+        seconds,
     )
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from goal_engine.domain.goals import GoalType
 
@@ -57,16 +58,20 @@ class WorkflowStatus(BaseModel):
     status: Literal["active", "inactive"]
 
 
-class GoalTypeStats(BaseModel):
-    achieved: int
-    conversion_rate: float
-
-
 class TimeToGoal(BaseModel):
     p50: float | None
     p90: float | None
     p99: float | None
     relative_error: float = Field(description="each percentile is within this fraction of the exact value")
+
+
+class GoalTypeStats(BaseModel):
+    achieved: int = Field(description="achievements of goals of this type")
+    conversion_rate: float = Field(description="achievements per enrollment, percent, one decimal")
+    avg_time_to_goal_hours: float | None = Field(
+        description="mean time from enrollment to the achievement, exact; null when none"
+    )
+    time_to_goal_hours: TimeToGoal
 
 
 class StatsBucket(BaseModel):
@@ -77,7 +82,45 @@ class StatsBucket(BaseModel):
     by_goal_type: dict[str, int] = Field(description="achievements per goal type in the bucket")
 
 
+_TIME_TO_GOAL_EXAMPLE: JsonDict = {"p50": 5.1, "p90": 30.2, "p99": 70.4, "relative_error": 0.022}
+
+
 class Stats(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "workflow_id": "wf-1",
+                    "total_enrolled": 400,
+                    "goals_achieved": 150,
+                    "conversion_rate": 37.5,
+                    "avg_time_to_goal_hours": 12.4,
+                    "time_to_goal_hours": _TIME_TO_GOAL_EXAMPLE,
+                    "by_goal_type": {
+                        "tag_added": {
+                            "achieved": 90,
+                            "conversion_rate": 22.5,
+                            "avg_time_to_goal_hours": 9.8,
+                            "time_to_goal_hours": _TIME_TO_GOAL_EXAMPLE,
+                        },
+                        "form_submitted": {
+                            "achieved": 60,
+                            "conversion_rate": 15.0,
+                            "avg_time_to_goal_hours": 16.3,
+                            "time_to_goal_hours": {
+                                "p50": 8.0,
+                                "p90": 41.7,
+                                "p99": 88.1,
+                                "relative_error": 0.022,
+                            },
+                        },
+                    },
+                    "series": [],
+                }
+            ]
+        }
+    )
+
     workflow_id: str
     total_enrolled: int
     goals_achieved: int = Field(description="enrollments exited on a goal")

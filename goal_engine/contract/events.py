@@ -167,6 +167,9 @@ class GoalAchieved(_Data):
     achieved_at: AwareDatetime
     trigger_event: TriggerEvent
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Beyond the spec: lets the projector time the goal (achieved_at - enrolled_at)
+    # even when it reads the achievement before the enrollment's start.
+    enrolled_at: AwareDatetime | None = None
 
 
 class ExitGoal(_Data):

@@ -74,7 +74,10 @@ class Settings(BaseSettings):
     projector_group: str = Field("goal-engine-projector", description="consumer group of the projector")
     projector_batch_size: int = Field(500, ge=1)
     retention_days: int = Field(
-        730, ge=1, description="achievement-log retention, applied daily by the projector"
+        730,
+        ge=1,
+        description="how long goal history is kept: the achievement log (applied daily by the projector) "
+        "and, plus a month, the topics a rebuild replays (set by `goal-engine topics`)",
     )
 
     log_level: str = "INFO"

@@ -21,9 +21,9 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
-from goal_engine.devstack import DevstackError, die_with_parent, stop_orphan, tail
+from goal_engine.devstack import DevstackError, stop_orphan, tail
+from goal_engine.devstack.processes import LocalServer, spawn, stop_child
 
 log = logging.getLogger("goal_engine.devstack")
 
@@ -195,7 +195,7 @@ async def _probe(bootstrap: str) -> bool:
         await client.close()
 
 
-class KafkaBroker:
+class KafkaBroker(LocalServer):
     """One KRaft node (broker + controller) on 127.0.0.1, owned by the calling process.
 
     ``data_dir`` keeps the cluster id, config, log segments and ``kafka.log``; a second
@@ -319,16 +319,7 @@ class KafkaBroker:
         self._format_if_needed(libs, config)
 
         boot = time.monotonic()
-        with open(self.log_path, "ab") as out:
-            self._proc = subprocess.Popen(
-                self._java(libs, "kafka.Kafka", str(config)),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+        self._proc = spawn(self._java(libs, "kafka.Kafka", str(config)), self.log_path, cwd=self.data_dir)
         (self.data_dir / "kafka.pid").write_text(f"{self._proc.pid}\n")
 
         deadline = boot + timeout
@@ -368,24 +359,5 @@ class KafkaBroker:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Kafka did not stop within %.0f s; killing it", timeout)
-                proc.kill()
-                proc.wait()
+        stop_child(proc, "Kafka", signal.SIGTERM, timeout)
         (self.data_dir / "kafka.pid").unlink(missing_ok=True)
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -17,10 +17,10 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from goal_engine.devstack import DevstackError, die_with_parent, stop_orphan, tail
+from goal_engine.devstack import DevstackError, stop_orphan, tail
+from goal_engine.devstack.processes import LocalServer, spawn, stop_child
 
 log = logging.getLogger("goal_engine.devstack")
 
@@ -79,7 +79,7 @@ def _short_enough_for_socket(directory: Path, port: int) -> bool:
     return len(str(directory / f".s.PGSQL.{port}").encode()) < 108
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer):
     """A PostgreSQL server on 127.0.0.1 whose postmaster is a child of the calling process.
 
     ``data_dir`` is initialised on first start (trust auth, superuser ``postgres``) and
@@ -199,17 +199,7 @@ class LocalPostgres:
             "-c",
             "max_connections=200",
         ]
-        with open(self.log_path, "ab") as out:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd="/",
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-                **self._user_kwargs(user),
-            )
+        self._proc = spawn(cmd, self.log_path, cwd="/", **self._user_kwargs(user))
 
         deadline = time.monotonic() + timeout
         isready = [
@@ -249,27 +239,8 @@ class LocalPostgres:
     def stop(self, timeout: float = 20) -> None:
         """Fast shutdown (SIGINT), then SIGKILL after ``timeout``; safe to repeat."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("PostgreSQL did not stop within %.0f s; killing it", timeout)
-            proc.kill()
-            proc.wait()
-
-    def __enter__(self) -> LocalPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        if proc is not None:
+            stop_child(proc, "PostgreSQL", signal.SIGINT, timeout)
 
 
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import signal
@@ -10,18 +11,72 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 from goal_engine.devstack import die_with_parent
 
 log = logging.getLogger("goal_engine.devstack")
 
 
-class ManagedProcess:
-    """One ``goal-engine <command>`` child in a session of its own.
+def spawn(command: list[str], log_path: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a child that dies with us, in a session of its own, its output appended to ``log_path``.
 
     Its own session: a terminal's Ctrl-C reaches only the supervisor, which
     then stops the children in order, instead of every process at once.
     """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+            **popen,
+        )
+
+
+def stop_child(proc: subprocess.Popen[bytes], name: str, sig: int, timeout: float) -> None:
+    """``sig`` (the child's own clean shutdown), then SIGKILL after ``timeout``; safe to repeat."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not stop within %.0f s; killing it", name, timeout)
+        proc.kill()
+        proc.wait()
+
+
+class LocalServer(abc.ABC):
+    """A server run as our child (Kafka, PostgreSQL): started on ``with``, stopped on leaving it."""
+
+    @abc.abstractmethod
+    def start(self, timeout: float = 60) -> str:
+        """Start it and return its address once it serves."""
+
+    @abc.abstractmethod
+    def stop(self, timeout: float = 20) -> None:
+        """Stop it cleanly, by force after ``timeout``; safe to repeat."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ManagedProcess:
+    """One ``goal-engine <command>`` child (see :func:`spawn`)."""
 
     def __init__(self, name: str, command: list[str], env: Mapping[str, str], log_path: Path) -> None:
         self.name = name
@@ -31,17 +86,7 @@ class ManagedProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.command,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+        self.proc = spawn(self.command, self.log_path, env=self.env)
         log.info("started %s (pid %s), log: %s", self.name, self.proc.pid, self.log_path)
 
     @property
@@ -49,16 +94,8 @@ class ManagedProcess:
         return self.proc.poll() if self.proc else None
 
     def stop(self, timeout: float = 20.0) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0f s; killing it", self.name, timeout)
-            proc.kill()
-            proc.wait()
+        if self.proc is not None:
+            stop_child(self.proc, self.name, signal.SIGTERM, timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -52,6 +52,7 @@ class Achievement:
     goal: Goal
     achieved_at: datetime
     trigger: CloudEvent
+    enrolled_at: datetime
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class ContactState:
                     goal=goal,
                     achieved_at=event.time,
                     trigger=event,
+                    enrolled_at=enrollment.enrolled_at,
                 )
             )
         if outcome.achievements and workflow.is_satisfied(enrollment.met_goals):

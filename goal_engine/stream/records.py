@@ -48,6 +48,7 @@ def _achieved(tenant_id: str, contact_id: str, a: Achievement) -> CloudEvent:
         achieved_at=a.achieved_at,
         trigger_event=TriggerEvent(id=trigger.id, type=trigger.type, time=trigger.time, data=trigger.data),
         metadata={"source": trigger.source},
+        enrolled_at=a.enrolled_at,
     )
     return make_event(
         Topic.GOAL_ACHIEVED,

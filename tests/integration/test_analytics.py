@@ -8,6 +8,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -31,16 +32,28 @@ GOAL_TYPES = ("tag_added", "form_submitted")
 @dataclass(frozen=True)
 class Journey:
     enrolled_at: datetime
-    exited_at: datetime | None
-    goal_type: str
+    achievements: tuple[tuple[str, datetime], ...] = ()  # (goal type, when), in time order
+
+    @property
+    def exited_at(self) -> datetime | None:
+        """The last goal met exits (an ``all`` workflow when there are two)."""
+        return self.achievements[-1][1] if self.achievements else None
 
 
 def make_journeys(rng: random.Random, n: int) -> list[Journey]:
     out = []
     for _ in range(n):
         enrolled = T0 + timedelta(seconds=rng.randrange(0, 10 * 24 * 3600))
-        exited = enrolled + timedelta(seconds=rng.lognormvariate(9, 1.5)) if rng.random() < 0.4 else None
-        out.append(Journey(enrolled, exited, rng.choice(GOAL_TYPES)))
+        if rng.random() >= 0.4:
+            out.append(Journey(enrolled))
+            continue
+        last = rng.choice(GOAL_TYPES)
+        exited = enrolled + timedelta(seconds=rng.lognormvariate(9, 1.5))
+        achievements = [(last, exited)]
+        if rng.random() < 0.3:  # the other goal met first: each goal type is timed on its own
+            other = next(t for t in GOAL_TYPES if t != last)
+            achievements.insert(0, (other, enrolled + (exited - enrolled) * rng.random()))
+        out.append(Journey(enrolled, tuple(achievements)))
     return out
 
 
@@ -70,32 +83,36 @@ async def project(pool: asyncpg.Pool, tenant: str, workflow: str, journeys: list
         records.append(record(Topic.ENROLLMENT_STARTED, json.dumps(started).encode()))
         if j.exited_at is None:
             continue
-        goal_id = f"goal-{j.goal_type}"
-        trigger = TriggerEvent(id=f"src{n}", type="contact.tag.added", time=j.exited_at, data={})
-        achieved = GoalAchieved(
-            id=ids.achievement_id(tenant, enrollment, goal_id),
-            workflow_id=workflow,
-            workflow_enrollment_id=enrollment,
-            contact_id=contact,
-            goal_config_id=goal_id,
-            goal_type=j.goal_type,
-            achieved_at=j.exited_at,
-            trigger_event=trigger,
-        )
+        events: list[tuple[Topic, str, GoalAchieved | ExitGoal]] = []
+        for goal_type, at in j.achievements:
+            goal_id = f"goal-{goal_type}"
+            trigger = TriggerEvent(id=f"src{n}-{goal_type}", type="contact.tag.added", time=at, data={})
+            achieved = GoalAchieved(
+                id=ids.achievement_id(tenant, enrollment, goal_id),
+                workflow_id=workflow,
+                workflow_enrollment_id=enrollment,
+                contact_id=contact,
+                goal_config_id=goal_id,
+                goal_type=goal_type,
+                achieved_at=at,
+                trigger_event=trigger,
+                # Half as older workers published them: the projector takes the start it has seen.
+                enrolled_at=j.enrolled_at if n % 2 else None,
+            )
+            events.append((Topic.GOAL_ACHIEVED, achieved.id, achieved))
         exited = ExitGoal(
             workflow_id=workflow,
             workflow_enrollment_id=enrollment,
             contact_id=contact,
-            goal_config_ids=[goal_id],
+            goal_config_ids=[f"goal-{t}" for t, _ in j.achievements],
             exited_at=j.exited_at,
             enrolled_at=j.enrolled_at,
         )
-        for topic, event_id, data in (
-            (Topic.GOAL_ACHIEVED, achieved.id, achieved),
-            (Topic.EXIT_GOAL, ids.exit_id(tenant, enrollment), exited),
-        ):
+        events.append((Topic.EXIT_GOAL, ids.exit_id(tenant, enrollment), exited))
+        for topic, event_id, data in events:
+            time = data.achieved_at if isinstance(data, GoalAchieved) else data.exited_at
             event = make_event(
-                topic, event_id=event_id, tenant_id=tenant, time=j.exited_at, subject=contact, data=data
+                topic, event_id=event_id, tenant_id=tenant, time=time, subject=contact, data=data
             )
             records.append(record(topic, encode_event(event)))
     projector = Projector(pool, prefix)
@@ -120,7 +137,8 @@ def nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
-def brute_force(journeys: list[Journey], start: datetime, end: datetime, interval: str) -> dict[str, object]:
+def brute_force(journeys: list[Journey], start: datetime, end: datetime, interval: str) -> dict[str, Any]:
+    """The stats over [start, end) computed from every event, as the achievement log has them."""
     lo, hi = hour(start), hour(end)
     enrolled = [j for j in journeys if lo <= j.enrolled_at < hi]
     exited = [j for j in journeys if j.exited_at is not None and lo <= j.exited_at < hi]
@@ -130,14 +148,30 @@ def brute_force(journeys: list[Journey], start: datetime, end: datetime, interva
     for j in exited:
         assert j.exited_at is not None
         series.setdefault(bucket_start(j.exited_at, interval), [0, 0])[1] += 1
-    durations = [(j.exited_at - j.enrolled_at).total_seconds() for j in exited if j.exited_at]
+    by_type: dict[str, list[float]] = {}  # goal type -> seconds from enrollment to each achievement
+    for j in journeys:
+        for goal_type, at in j.achievements:
+            if lo <= at < hi:
+                by_type.setdefault(goal_type, []).append((at - j.enrolled_at).total_seconds())
+                # A bucket with only an earlier goal of an `all` workflow is in the series too.
+                series.setdefault(bucket_start(at, interval), [0, 0])
     return {
         "total_enrolled": len(enrolled),
         "goals_achieved": len(exited),
-        "by_type": {t: sum(1 for j in exited if j.goal_type == t) for t in GOAL_TYPES},
+        "by_type": by_type,
         "series": {k: tuple(v) for k, v in sorted(series.items())},
-        "durations": durations,
+        "durations": [(j.exited_at - j.enrolled_at).total_seconds() for j in exited if j.exited_at],
     }
+
+
+def assert_time_to_goal(got: dict[str, Any], durations: list[float]) -> None:
+    """Percentiles within the histogram's bound of the exact nearest-rank values."""
+    for name, q in analytics.PERCENTILES.items():
+        if not durations:
+            assert got[name] is None
+            continue
+        exact = nearest_rank(durations, q) / 3600
+        assert got[name] == pytest.approx(exact, rel=RELATIVE_ERROR + 1e-3), name
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -148,6 +182,7 @@ async def test_windows_and_series_match_brute_force(pool: asyncpg.Pool, seed: in
     await project(pool, tenant, workflow, journeys)
     await pool.execute("INSERT INTO workflows (tenant_id, workflow_id) VALUES ($1, $2)", tenant, workflow)
 
+    checked_types = 0
     for _ in range(6):
         start = T0 + timedelta(minutes=rng.randrange(0, 9 * 24 * 60))
         end = start + timedelta(minutes=rng.randrange(60, 5 * 24 * 60))
@@ -159,24 +194,29 @@ async def test_windows_and_series_match_brute_force(pool: asyncpg.Pool, seed: in
             want["total_enrolled"],
             want["goals_achieved"],
         )
-        assert {t: v["achieved"] for t, v in got["by_goal_type"].items()} == {
-            t: n
-            for t, n in want["by_type"].items()
-            if n  # type: ignore[union-attr]
-        }
         assert {b["start"]: (b["enrolled"], b["achieved"]) for b in got["series"]} == want["series"]
-        durations = want["durations"]
-        assert isinstance(durations, list)
-        for name, q in analytics.PERCENTILES.items():
-            if not durations:
-                assert got["time_to_goal_hours"][name] is None
-                continue
-            exact = nearest_rank(durations, q) / 3600
-            assert got["time_to_goal_hours"][name] == pytest.approx(exact, rel=RELATIVE_ERROR + 1e-3)
+        assert_time_to_goal(got["time_to_goal_hours"], want["durations"])
+        assert set(got["by_goal_type"]) == set(want["by_type"])
+        for goal_type, seconds in want["by_type"].items():
+            stats = got["by_goal_type"][goal_type]
+            assert stats["achieved"] == len(seconds)
+            assert stats["conversion_rate"] == analytics.rate(len(seconds), want["total_enrolled"])
+            # The average is exact (sums of seconds), rounded to 2 decimals of an hour.
+            exact_avg = sum(seconds) / len(seconds) / 3600
+            assert stats["avg_time_to_goal_hours"] == pytest.approx(exact_avg, abs=0.005 + 1e-9)
+            assert_time_to_goal(stats["time_to_goal_hours"], seconds)
+        checked_types += len(want["by_type"])
+
+    assert checked_types, "no window held an achievement: the per-type checks never ran"
 
     all_time = await analytics.workflow_stats(pool, tenant, workflow)
     assert all_time is not None and all_time["total_enrolled"] == len(journeys)
     assert all_time["goals_achieved"] == sum(1 for j in journeys if j.exited_at)
+    everything = brute_force(journeys, T0, T0 + timedelta(days=365), "day")
+    for goal_type, seconds in everything["by_type"].items():
+        stats = all_time["by_goal_type"][goal_type]
+        assert stats["achieved"] == len(seconds)
+        assert_time_to_goal(stats["time_to_goal_hours"], seconds)
 
 
 async def test_the_api_serves_windows_and_the_tenant_summary(stack: Settings, api: httpx.AsyncClient) -> None:

@@ -123,6 +123,7 @@ async def test_replays_and_reordering_never_double_count(pool: asyncpg.Pool) -> 
         "SELECT time_to_goal_seconds / timed_exits / 3600 FROM workflow_stats WHERE tenant_id = $1", tenant
     )
     assert hours == 2.0
+    assert await goal_type_timing(pool, tenant) == [("tag_added", 1, 7200.0)]
     # Another tenant with the same workflow and enrollment ids is counted apart.
     other = f"o-{uuid.uuid4().hex[:6]}"
     await projector.process_batch(
@@ -130,6 +131,38 @@ async def test_replays_and_reordering_never_double_count(pool: asyncpg.Pool) -> 
     )
     assert await stats(pool, tenant, workflow) == (1, 1, 1)
     assert await stats(pool, other, workflow) == (1, 1, 1)
+
+
+async def goal_type_timing(pool: asyncpg.Pool, tenant: str) -> list[tuple[str, int, float]]:
+    """(goal type, timed achievements, their seconds) from the per-goal-type histogram."""
+    rows = await pool.fetch(
+        """
+        SELECT goal_type, sum(achievements) AS n, sum(seconds) AS s
+        FROM workflow_goal_type_time_to_goal_histogram WHERE tenant_id = $1 GROUP BY 1 ORDER BY 1
+        """,
+        tenant,
+    )
+    return [(r["goal_type"], int(r["n"]), float(r["s"])) for r in rows]
+
+
+async def test_an_achievement_is_timed_from_its_own_enrolled_at_or_else_the_start(pool: asyncpg.Pool) -> None:
+    """Without enrolled_at (as older workers published) and before its start, it is counted, not timed."""
+    tenant, topics = f"t-{uuid.uuid4().hex[:6]}", Topics()
+    projector = Projector(pool, topics.prefix)
+    (_, started), (_, bare), _ = journey(tenant, "wf", "en1", "g1")
+    await projector.process_batch([topics.record(Topic.GOAL_ACHIEVED, bare)])
+    await projector.process_batch([topics.record(Topic.ENROLLMENT_STARTED, started)])
+    assert await goal_type_timing(pool, tenant) == []
+    # The same achievement carrying enrolled_at is timed whatever the order.
+    other = f"o-{uuid.uuid4().hex[:6]}"
+    event = json.loads(journey(other, "wf", "en1", "g1")[1][1])
+    event["data"]["enrolled_at"] = (T0 - timedelta(hours=1)).isoformat()
+    await projector.process_batch([topics.record(Topic.GOAL_ACHIEVED, json.dumps(event).encode())])
+    assert await goal_type_timing(pool, other) == [("tag_added", 1, 3 * 3600.0)]
+    achieved = await pool.fetchval(
+        "SELECT sum(achieved) FROM workflow_goal_type_hourly WHERE tenant_id = $1", tenant
+    )
+    assert achieved == 1
 
 
 async def test_tracking_only_moves_forward_and_rolls_back_the_batch(pool: asyncpg.Pool) -> None:

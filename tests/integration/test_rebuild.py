@@ -28,6 +28,12 @@ COMPARED = {
                        "time_to_goal_seconds"),
     "workflow_goal_type_stats": ("tenant_id", "workflow_id", "goal_type", "achieved"),
     "catalog_entities": ("tenant_id", "kind", "entity_id", "name", "parent_id", "deleted", "changed_at"),
+    "workflow_activity_hourly": ("tenant_id", "workflow_id", "bucket", "enrolled", "achieved", "timed_exits",
+                                 "time_to_goal_seconds"),
+    "workflow_goal_type_hourly": ("tenant_id", "workflow_id", "goal_type", "bucket", "achieved"),
+    "workflow_time_to_goal_histogram": ("tenant_id", "workflow_id", "bucket", "bin", "exits"),
+    "workflow_goal_type_time_to_goal_histogram": ("tenant_id", "workflow_id", "goal_type", "bucket", "bin",
+                                                  "achievements", "seconds"),
 }  # fmt: skip
 
 
@@ -43,7 +49,8 @@ async def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
 
 async def rows(pool: asyncpg.Pool, table: str, tenants: list[str]) -> list[tuple[object, ...]]:
     columns = ", ".join(COMPARED[table])
-    query = f"SELECT {columns} FROM {table} WHERE tenant_id = ANY($1::text[]) ORDER BY 1, 2, 3"
+    order = ", ".join(str(n) for n in range(1, len(COMPARED[table]) + 1))
+    query = f"SELECT {columns} FROM {table} WHERE tenant_id = ANY($1::text[]) ORDER BY {order}"
     found = await pool.fetch(query, tenants)
     return [tuple(r.values()) for r in found]
 

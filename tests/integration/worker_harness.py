@@ -4,7 +4,7 @@
 group (Faust app id) and worker state of its own, so killing, restarting or
 doubling its workers never disturbs the session ``stack`` nor another test. The
 records are built with the contract models, as the other modules (and our outbox
-relay) would produce them.
+relay) would produce them, by the benchmark's builder (``goal_engine/bench/events.py``).
 """
 
 from __future__ import annotations
@@ -22,21 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from goal_engine.contract.events import (
-    EnrollmentEnded,
-    EnrollmentStarted,
-    GoalConfig,
-    TagAdded,
-    WorkflowSnapshot,
-    WorkflowStatusChanged,
-    encode_event,
-    make_event,
-)
-from goal_engine.contract.topics import Topic, contact_key, workflow_key
+from goal_engine.bench.events import KafkaRecord, TagGoalWorkflow
+from goal_engine.contract.topics import Topic
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
 from goal_engine.domain import ids
-from goal_engine.domain.goals import GoalType, canonical_criteria
 from goal_engine.kafka.admin import create_topics, topic_partitions
 from tests.conftest import RUN_ID, free_port
 from tests.integration.helpers import eventually, read_topic, settings_env
@@ -119,11 +109,17 @@ class Worker:
 
 @dataclass(frozen=True)
 class TagWorkflow:
-    """An active workflow whose one goal is a tag; contact ``i`` has enrollment ``en-<i>``."""
+    """An active workflow whose one goal is a tag; contact ``i`` has enrollment ``<workflow>-en-<i>``."""
 
     tenant: str
     workflow_id: str
     tag_id: str
+
+    @property
+    def records(self) -> TagGoalWorkflow:
+        return TagGoalWorkflow(
+            self.tenant, self.workflow_id, self.tag_id, tag_name=self.tag_id, source=SOURCE
+        )
 
     def contact(self, i: int) -> str:
         return f"c-{i}"
@@ -134,61 +130,17 @@ class TagWorkflow:
     def exit_id(self, i: int) -> str:
         return ids.exit_id(self.tenant, self.enrollment(i))
 
-    def activated(self, now: datetime) -> tuple[Topic, bytes, bytes]:
-        """``workflow.activated`` as the outbox relay publishes it (``configuration/store.py``
-        ``set_status`` then ``_enqueue``): the whole snapshot, keyed ``tenant:workflow``.
-        Activated a minute ago: an event counts only if it is not older than the activation.
-        """
-        since = now - timedelta(minutes=1)
-        goal = GoalConfig(
-            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SOURCE}/{self.tenant}/{self.workflow_id}")),
-            workflow_id=self.workflow_id,
-            goal_type=GoalType.TAG_ADDED.value,
-            criteria=canonical_criteria(GoalType.TAG_ADDED, {"tag_id": self.tag_id}),
-            created_at=since,
-            updated_at=since,
-        )
-        # A fresh topic prefix per deployment: version 1 is the newest the worker sees.
-        snapshot = WorkflowSnapshot(
-            workflow_id=self.workflow_id, version=1, status="active", activated_at=since, goals=[goal]
-        )
-        event = make_event(
-            Topic.WORKFLOW_ACTIVATED,
-            event_id=ids.config_event_id(self.tenant, self.workflow_id, snapshot.version),
-            tenant_id=self.tenant,
-            time=now,
-            data=WorkflowStatusChanged(workflow_id=self.workflow_id, workflow=snapshot),
-            source=SOURCE,
-        )
-        key = workflow_key(self.tenant, self.workflow_id).encode()
-        return Topic.WORKFLOW_ACTIVATED, key, encode_event(event)
+    def activated(self, now: datetime) -> KafkaRecord:
+        return self.records.activated(now, since=now - timedelta(minutes=1))
 
-    def enrollment_started(self, i: int) -> tuple[Topic, bytes, bytes]:
-        data = EnrollmentStarted(workflow_id=self.workflow_id, enrollment_id=self.enrollment(i))
-        return self._contact_event(Topic.ENROLLMENT_STARTED, i, data)
+    def enrollment_started(self, i: int) -> KafkaRecord:
+        return self.records.enrollment_started(self.contact(i), self.enrollment(i), datetime.now(UTC))
 
-    def enrollment_ended(self, i: int) -> tuple[Topic, bytes, bytes]:
-        data = EnrollmentEnded(
-            workflow_id=self.workflow_id, enrollment_id=self.enrollment(i), reason="completed"
-        )
-        return self._contact_event(Topic.ENROLLMENT_ENDED, i, data)
+    def enrollment_ended(self, i: int) -> KafkaRecord:
+        return self.records.enrollment_ended(self.contact(i), self.enrollment(i), datetime.now(UTC))
 
-    def tag_added(self, i: int) -> tuple[Topic, bytes, bytes]:
-        return self._contact_event(Topic.TAG_ADDED, i, TagAdded(tag_id=self.tag_id, tag_name=self.tag_id))
-
-    def _contact_event(
-        self, topic: Topic, i: int, data: EnrollmentStarted | EnrollmentEnded | TagAdded
-    ) -> tuple[Topic, bytes, bytes]:
-        event = make_event(
-            topic,
-            event_id=str(uuid.uuid4()),
-            tenant_id=self.tenant,
-            time=datetime.now(UTC),
-            data=data,
-            subject=self.contact(i),
-            source=SOURCE,
-        )
-        return topic, contact_key(self.tenant, self.contact(i)).encode(), encode_event(event)
+    def tag_added(self, i: int) -> KafkaRecord:
+        return self.records.tag_added(self.contact(i), datetime.now(UTC))
 
 
 class Producer:
@@ -205,7 +157,7 @@ class Producer:
     async def __aexit__(self, *exc: object) -> None:
         await self._producer.stop()
 
-    async def send(self, records: Iterable[tuple[Topic, bytes, bytes]]) -> None:
+    async def send(self, records: Iterable[KafkaRecord]) -> None:
         """Send them all, in order per partition, and wait until Kafka has every one."""
         futures = [
             await self._producer.send(self.settings.topic(topic), key=key, value=value)
@@ -213,7 +165,7 @@ class Producer:
         ]
         await asyncio.gather(*futures)
 
-    async def stream(self, records: list[tuple[Topic, bytes, bytes]], per_second: float) -> None:
+    async def stream(self, records: list[KafkaRecord], per_second: float) -> None:
         """Send them at a steady rate (in tens), as a stream of events that lasts a while."""
         for start in range(0, len(records), 10):
             await self.send(records[start : start + 10])

@@ -1,0 +1,22 @@
+"""Topic specs: everything a rebuild replays is kept at least as long as the read models keep it."""
+
+from __future__ import annotations
+
+from goal_engine.contract.topics import Topic
+from goal_engine.core.config import Settings
+from goal_engine.kafka.admin import HISTORY_TOPICS, topic_specs
+from projections.projector import VIEWS
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def test_every_topic_the_projector_replays_keeps_the_history() -> None:
+    settings = Settings(retention_days=400)
+    specs = {s.topic: s.config for s in topic_specs(settings)}
+    for topic in VIEWS:
+        retention = int(specs[topic]["retention.ms"])
+        assert retention == -1 or retention >= (400 + 31) * DAY_MS, topic
+    for topic in HISTORY_TOPICS:  # the published ones too: audit and dead-letter replay
+        assert int(specs[topic]["retention.ms"]) == (400 + 31) * DAY_MS, topic
+    # The goal sources only feed the live worker: they need not hold two years.
+    assert int(specs[Topic.TAG_ADDED]["retention.ms"]) == 30 * DAY_MS
