@@ -9,6 +9,19 @@ from typing import Any
 import asyncpg
 
 
+async def workflow_known(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> bool:
+    """Whether the tenant has this workflow: configured through the API, or enrolled into."""
+    known = await db.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
+            OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2)
+        """,
+        tenant_id,
+        workflow_id,
+    )
+    return bool(known)
+
+
 async def enrollment(pool: asyncpg.Pool, tenant_id: str, enrollment_id: str) -> dict[str, Any] | None:
     row = await pool.fetchrow(
         """

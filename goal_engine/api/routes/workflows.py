@@ -41,6 +41,9 @@ async def goal_achievements(
         position = (datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))) if after else None
     except (ValueError, IndexError, TypeError):
         raise Unprocessable(["cursor: not a cursor this API returned"]) from None
+    # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
+    if not await queries.workflow_known(pool, who.tenant_id, workflow_id):
+        raise NotFound("workflow not found")
     rows = await queries.achievements(pool, who.tenant_id, workflow_id, limit, position)
     last = rows[-1] if len(rows) == limit else None
     return AchievementPage(
