@@ -1,8 +1,8 @@
 """Every route of the app against every way a caller can be wrong (contract section 3).
 
 The routes are enumerated from the app itself, so a new endpoint is a new set
-of test ids, and it fails until :data:`CONTRACT` says which scope it needs and
-what another tenant must see. Each route, each case:
+of test ids, and it fails until ``tests/api_routes.py`` says which scope it
+needs and what another tenant must see. Each route, each case:
 
 - 401: no token, a bad signature, a tampered payload, expired, ``alg: none``,
   another algorithm (HS256 is pinned), a required claim missing;
@@ -18,21 +18,19 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import fastapi.routing
 import httpx
 import jwt
 import pytest
 
-from goal_engine.api.main import create_app
 from goal_engine.core.config import Settings
 from goal_engine.core.security import READ, WRITE, mint_token
+from tests.api_routes import CONTRACT, PUBLIC, Rule, app_routes
 from tests.integration.helpers import EventSender, bearer, cloud_event, eventually
 
 pytestmark = [
@@ -40,61 +38,6 @@ pytestmark = [
     # "alg HS512" signs with the deployment's (HS256-sized) secret on purpose.
     pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
 ]
-
-Isolation = Literal["addressed", "creates", "tenant_wide", "global"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    scope: str
-    isolation: Isolation  # what another tenant's token must get, see the module docstring
-    body: dict[str, Any] | None = None
-    ok: int = 200
-
-
-WF = "/api/v1/workflows/{workflow_id}"
-TAG_GOAL = {"goal_type": "tag_added", "criteria": {"tag_id": "t"}}
-#: The contract's table (section 3), plus our tenant-wide reads (README, HTTP API).
-CONTRACT: dict[tuple[str, str], Rule] = {
-    ("POST", f"{WF}/goals"): Rule(WRITE, "creates", TAG_GOAL, 201),
-    ("GET", f"{WF}/goals"): Rule(READ, "addressed"),
-    ("PATCH", f"{WF}/goals/{{goal_id}}"): Rule(WRITE, "addressed", {"is_active": False}),
-    ("DELETE", f"{WF}/goals/{{goal_id}}"): Rule(WRITE, "addressed", ok=204),
-    ("PUT", f"{WF}/goal-settings"): Rule(WRITE, "creates", {"logic": "all"}),
-    # Activation creates the workflow for the caller's tenant (README, Decisions).
-    ("POST", f"{WF}/activate"): Rule(WRITE, "creates"),
-    ("POST", f"{WF}/deactivate"): Rule(WRITE, "addressed"),
-    ("GET", f"{WF}/goals/stats"): Rule(READ, "addressed"),
-    ("GET", f"{WF}/goals/achievements"): Rule(READ, "addressed"),
-    ("GET", f"{WF}/enrollments/{{enrollment_id}}"): Rule(READ, "addressed"),
-    ("GET", "/api/v1/goal-types"): Rule(READ, "global"),
-    ("GET", "/api/v1/goals/stats"): Rule(READ, "tenant_wide"),
-    ("GET", "/api/v1/audit"): Rule(READ, "tenant_wide"),
-}  # fmt: skip
-PUBLIC = {
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    # The API's own description: what a client generator fetches before it has a token.
-    ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
-}
-
-
-def app_routes() -> list[tuple[str, str]]:
-    """(method, path) of every route the app serves, path parameters without their converter."""
-    app = create_app(Settings())
-    # FastAPI >= 0.160 keeps included routers as nodes; older versions list the routes flat.
-    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
-    routes = list(iterate(app.routes)) if iterate else app.routes
-    found = set()
-    for route in routes:
-        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
-        found |= {(method, path) for method in getattr(route, "methods", None) or () if method != "HEAD"}
-    return sorted(found)
-
 
 ROUTES = app_routes()
 PROTECTED = [r for r in ROUTES if r not in PUBLIC]
@@ -113,14 +56,6 @@ def rule_of(route: tuple[str, str]) -> Rule:
 def test_every_route_is_classified() -> None:
     assert set(PROTECTED) == set(CONTRACT), "CONTRACT lists a route the app does not serve"
     assert {r for r in ROUTES if r in PUBLIC} == PUBLIC
-
-
-def test_every_documented_operation_requires_the_bearer_token() -> None:
-    document = create_app(Settings()).openapi()
-    for path, operations in document["paths"].items():
-        for method, operation in operations.items():
-            assert operation.get("security") == [{"HTTPBearer": []}], f"{method} {path}"
-            assert (method.upper(), path) in CONTRACT
 
 
 # --- tokens ----------------------------------------------------------------------------

@@ -8,14 +8,16 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
-from goal_engine.api.errors import ERROR_RESPONSES
+from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from goal_engine.api.schemas import AchievementOut, AchievementPage, EnrollmentOut, WorkflowStatus
 from goal_engine.configuration import store
 from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import queries
 
-router = APIRouter(prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES | NOT_FOUND
+)
 
 
 @router.post("/activate", response_model=WorkflowStatus)
