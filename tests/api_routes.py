@@ -40,6 +40,7 @@ CONTRACT: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{WF}/goals/{{goal_id}}"): Rule(WRITE, "addressed", {"is_active": False}, conflict=True),
     ("DELETE", f"{WF}/goals/{{goal_id}}"): Rule(WRITE, "addressed", ok=204),
     ("PUT", f"{WF}/goal-settings"): Rule(WRITE, "creates", {"logic": "all"}),
+    ("GET", f"{WF}/goal-settings"): Rule(READ, "addressed"),
     # Activation creates the workflow for the caller's tenant (README, Decisions).
     ("POST", f"{WF}/activate"): Rule(WRITE, "creates"),
     ("POST", f"{WF}/deactivate"): Rule(WRITE, "addressed"),

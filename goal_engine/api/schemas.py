@@ -149,6 +149,30 @@ class GoalSettingsOut(BaseModel):
     logic: Literal["any", "all"]
 
 
+class GoalSettingsState(BaseModel):
+    model_config = _examples(
+        {
+            "workflow_id": _WF,
+            "logic": "all",
+            "status": "active",
+            "version": 7,
+            "published_version": 6,
+            "published_at": "2026-03-01T09:00:00Z",
+            "live": False,
+        }
+    )
+
+    workflow_id: str
+    logic: Literal["any", "all"]
+    status: Literal["active", "inactive"]
+    version: int = Field(description="grows with every configuration change (goals, settings, status)")
+    published_version: int | None = Field(
+        description="the newest version the engine's configuration topics carry; null before the first"
+    )
+    published_at: datetime | None = Field(description="when that version was changed")
+    live: bool = Field(description="whether the engine has the latest change: version == published_version")
+
+
 class WorkflowStatus(BaseModel):
     model_config = _examples({"workflow_id": _WF, "status": "active"})
 

@@ -15,9 +15,12 @@ from goal_engine.api.schemas import (
     GoalOut,
     GoalSettings,
     GoalSettingsOut,
+    GoalSettingsState,
     GoalUpdate,
 )
 from goal_engine.configuration import store
+from goal_engine.configuration.store import NotFound
+from projections import queries
 
 router = APIRouter(prefix="/workflows/{workflow_id}", tags=["goals"], responses=ERROR_RESPONSES | NOT_FOUND)
 
@@ -72,3 +75,12 @@ async def put_goal_settings(
 ) -> GoalSettingsOut:
     snapshot = await store.set_logic(pool, actor(who), workflow_id, body.logic)
     return GoalSettingsOut(workflow_id=workflow_id, logic=snapshot.logic)
+
+
+@router.get("/goal-settings", response_model=GoalSettingsState)
+async def get_goal_settings(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> GoalSettingsState:
+    """The settings and status, and whether the engine has the latest change yet (``live``)."""
+    state = await queries.workflow_publication(pool, who.tenant_id, workflow_id)
+    if state is None:
+        raise NotFound("workflow not found")
+    return GoalSettingsState.model_validate(state)
