@@ -18,6 +18,7 @@ from typing import Any, Literal
 import asyncpg
 
 from projections.histogram import RELATIVE_ERROR, percentile
+from projections.queries import workflow_known
 
 Interval = Literal["hour", "day", "week"]
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -50,15 +51,7 @@ async def workflow_stats(
     pool: asyncpg.Pool, tenant_id: str, workflow_id: str, window: Window = Window()
 ) -> dict[str, Any] | None:
     async with pool.acquire() as conn:
-        known = await conn.fetchval(
-            """
-            SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
-                OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2)
-            """,
-            tenant_id,
-            workflow_id,
-        )
-        if not known:
+        if not await workflow_known(conn, tenant_id, workflow_id):
             return None
         args = (tenant_id, [workflow_id], window.start, window.end)
         if window.start is None and window.end is None:

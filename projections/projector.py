@@ -37,6 +37,10 @@ VIEWS: dict[Topic, Callable[[asyncpg.Connection, CloudEvent, Any], Awaitable[Non
     Topic.GOAL_ACHIEVED: views.goal_achieved,
     Topic.EXIT_GOAL: views.exit_goal,
     Topic.CATALOG_ENTITY_CHANGED: views.catalog_entity_changed,
+    # The configuration as the API published it to the engine (compacted topics).
+    Topic.GOAL_CONFIGURED: views.workflow_config_published,
+    Topic.WORKFLOW_ACTIVATED: views.workflow_config_published,
+    Topic.WORKFLOW_DEACTIVATED: views.workflow_config_published,
 }
 
 

@@ -9,6 +9,42 @@ from typing import Any
 import asyncpg
 
 
+async def workflow_known(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> bool:
+    """Whether the tenant has this workflow: configured through the API, or enrolled into."""
+    known = await db.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
+            OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2)
+        """,
+        tenant_id,
+        workflow_id,
+    )
+    return bool(known)
+
+
+async def workflow_publication(pool: asyncpg.Pool, tenant_id: str, workflow_id: str) -> dict[str, Any] | None:
+    """The workflow's settings in the write model beside what the engine was last published.
+
+    One statement, so both versions come from the same snapshot of the database;
+    ``live`` is whether the engine has the latest change.
+    """
+    row = await pool.fetchrow(
+        """
+        SELECT w.workflow_id, w.logic, w.status, w.version,
+               p.version AS published_version, p.published_at
+        FROM workflows w
+        LEFT JOIN published_workflow_configs p
+               ON p.tenant_id = w.tenant_id AND p.workflow_id = w.workflow_id
+        WHERE w.tenant_id = $1 AND w.workflow_id = $2
+        """,
+        tenant_id,
+        workflow_id,
+    )
+    if row is None:
+        return None
+    return {**dict(row), "live": row["published_version"] == row["version"]}
+
+
 async def enrollment(pool: asyncpg.Pool, tenant_id: str, enrollment_id: str) -> dict[str, Any] | None:
     row = await pool.fetchrow(
         """

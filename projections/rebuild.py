@@ -3,7 +3,8 @@
 Steps:
 1. bring the target database to the newest schema;
 2. empty its read models and tracking rows (never the configuration, outbox or
-   audit log: those are the API's own records, not projections);
+   audit log: those are the API's own records, not projections; the configuration
+   *as published* is one, ``published_workflow_configs``, and is rebuilt);
 3. note the end offset of every partition of the projector's topics;
 4. read each partition from the beginning up to that offset through the same
    :class:`Projector` the live process uses, in batches, showing progress;
@@ -41,6 +42,7 @@ READ_MODELS = (
     "workflow_goal_type_hourly",
     "workflow_time_to_goal_histogram",
     "workflow_goal_type_time_to_goal_histogram",
+    "published_workflow_configs",
     "projector_tracking",
 )
 

@@ -19,6 +19,8 @@ from goal_engine.contract.events import (
     EnrollmentStarted,
     ExitGoal,
     GoalAchieved,
+    GoalConfigured,
+    WorkflowStatusChanged,
 )
 from projections.histogram import bin_of
 
@@ -279,4 +281,39 @@ async def catalog_entity_changed(
         data.parent_id,
         data.deleted,
         event.time,
+    )
+
+
+async def workflow_config_published(
+    conn: asyncpg.Connection, event: CloudEvent, data: GoalConfigured | WorkflowStatusChanged
+) -> None:
+    """Every configuration event carries the whole snapshot: keep the newest version.
+
+    The guard on ``version`` makes it idempotent (the same version again changes
+    nothing) and forward-only (a reordered older snapshot, or a replay of the
+    topic from its start, never moves a workflow back).
+    """
+    snapshot = data.workflow
+    await conn.execute(
+        """
+        INSERT INTO published_workflow_configs (tenant_id, workflow_id, version, status, logic,
+                                                activated_at, goals, published_at, event_id, event_type)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (tenant_id, workflow_id) DO UPDATE
+            SET version = EXCLUDED.version, status = EXCLUDED.status, logic = EXCLUDED.logic,
+                activated_at = EXCLUDED.activated_at, goals = EXCLUDED.goals,
+                published_at = EXCLUDED.published_at, event_id = EXCLUDED.event_id,
+                event_type = EXCLUDED.event_type
+            WHERE published_workflow_configs.version < EXCLUDED.version
+        """,
+        event.tenantid,
+        snapshot.workflow_id,
+        snapshot.version,
+        snapshot.status,
+        snapshot.logic,
+        snapshot.activated_at,
+        json.dumps([goal.model_dump(mode="json") for goal in snapshot.goals]),
+        event.time,
+        event.id,
+        event.type,
     )

@@ -7,20 +7,30 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from goal_engine.configuration.store import Conflict, NotFound, Unprocessable
 
+_NOT_VALID: dict[str, Any] = {
+    "code": "unprocessable",
+    "message": "the request is not valid",
+    "details": ["goal_type: Input should be 'tag_added', 'purchase_made', ..."],
+}
+
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_NOT_VALID]})
+
     code: str
     message: str
     details: list[str] = []
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": _NOT_VALID}]})
+
     error: ErrorDetail
 
 
@@ -45,12 +55,39 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-#: For the OpenAPI document: what each error status looks like.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": code.replace("_", " ")}
-    for status, code in _CODES.items()
-    if status in (400, 401, 403, 404, 413, 422)
-}
+#: For the OpenAPI document: when each error status is answered, and an example of it.
+_DOCUMENTED: dict[int, tuple[str, str, list[str]]] = {
+    400: ("the body could not be read", "There was an error parsing the body", []),
+    401: ("no bearer token, or not a valid one", "invalid token: Signature has expired", []),
+    403: ("the token lacks the scope the operation needs", "the token lacks the scope workflows:write", []),
+    404: ("no such workflow, goal or enrollment in the token's tenant (or nothing at this path)",
+          "workflow not found", []),
+    409: ("the workflow already has a goal of this type and criteria", "the workflow already has a goal "
+          "of this type with these criteria", []),
+    413: ("the body is larger than GOAL_ENGINE_MAX_BODY_BYTES", "the body may be at most 65536 bytes", []),
+    422: ("the request is not valid, or cannot be applied: details lists every problem",
+          "the request is not valid", ["criteria: tag_added needs tag_id and/or tag_name"]),
+}  # fmt: skip
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route or router for these error statuses, all of them ErrorBody."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        when, message, details = _DOCUMENTED[status]
+        example = {"error": {"code": _CODES[status], "message": message, "details": details}}
+        documented[status] = {
+            "model": ErrorBody,
+            "description": when,
+            "content": {"application/json": {"example": example}},
+        }
+    return documented
+
+
+#: What any operation of the API can answer: every one needs a token and validates its input.
+ERROR_RESPONSES = error_responses(400, 401, 403, 413, 422)
+#: What an operation under /workflows/{workflow_id} adds: another tenant's resources are 404 too.
+NOT_FOUND = error_responses(404)
 
 
 def _describe(err: dict[str, Any]) -> str:

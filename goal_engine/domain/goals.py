@@ -18,10 +18,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from goal_engine.contract.events import (
     ID_PATTERN,
@@ -48,6 +51,15 @@ class GoalType(StrEnum):
     APPOINTMENT_BOOKED = "appointment_booked"
     FORM_SUBMITTED = "form_submitted"
     PIPELINE_STAGE_REACHED = "pipeline_stage_reached"
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # An example on the enum's own schema, which the OpenAPI document shares by reference.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["examples"] = [cls.TAG_ADDED.value]
+        return schema
 
 
 class _Criteria(BaseModel):

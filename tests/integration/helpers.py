@@ -7,12 +7,13 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from goal_engine.contract.topics import contact_key
+from goal_engine.contract.topics import Topic, contact_key
 from goal_engine.core.config import Settings
 from goal_engine.core.security import mint_token
 from goal_engine.kafka.admin import topic_partitions
@@ -119,3 +120,30 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
         await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed Kafka record, in the shape aiokafka hands it to the projector."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class ProjectorTopics:
+    """Records on this test's own topic names, with offsets counted per partition."""
+
+    def __init__(self) -> None:
+        self.prefix = f"proj-{uuid.uuid4().hex[:8]}."
+        self._next: dict[tuple[str, int], int] = {}
+
+    def record(
+        self, topic: Topic, value: bytes | None, partition: int = 0, offset: int | None = None
+    ) -> Record:
+        name = self.prefix + topic
+        if offset is None:
+            offset = self._next.get((name, partition), 0)
+        self._next[(name, partition)] = offset + 1
+        return Record(name, partition, offset, value)

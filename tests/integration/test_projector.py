@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,21 +13,12 @@ from goal_engine.contract.events import ExitGoal, GoalAchieved, TriggerEvent, en
 from goal_engine.contract.topics import Topic
 from goal_engine.domain import ids
 from projections.projector import Projector, TrackingConflict
+from tests.integration.helpers import ProjectorTopics as Topics
 from tests.integration.helpers import cloud_event
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Record:
-    """A consumed Kafka record, in the shape aiokafka hands it to the projector."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
 
 
 def journey(tenant: str, workflow: str, enrollment: str, goal_id: str) -> list[tuple[Topic, bytes]]:
@@ -70,23 +60,6 @@ def journey(tenant: str, workflow: str, enrollment: str, goal_id: str) -> list[t
         (Topic.GOAL_ACHIEVED, encoded(Topic.GOAL_ACHIEVED, achieved.id, achieved)),
         (Topic.EXIT_GOAL, encoded(Topic.EXIT_GOAL, ids.exit_id(tenant, enrollment), exited)),
     ]
-
-
-class Topics:
-    """Records on this test's own topic names, with offsets counted per partition."""
-
-    def __init__(self) -> None:
-        self.prefix = f"proj-{uuid.uuid4().hex[:8]}."
-        self._next: dict[tuple[str, int], int] = {}
-
-    def record(
-        self, topic: Topic, value: bytes | None, partition: int = 0, offset: int | None = None
-    ) -> Record:
-        name = self.prefix + topic
-        if offset is None:
-            offset = self._next.get((name, partition), 0)
-        self._next[(name, partition)] = offset + 1
-        return Record(name, partition, offset, value)
 
 
 async def stats(pool: asyncpg.Pool, tenant: str, workflow: str) -> tuple[int, int, int]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BeforeValidator
 
 from goal_engine.api.deps import PoolDep, Reader, WorkflowId
-from goal_engine.api.errors import ERROR_RESPONSES
+from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.schemas import Stats, TenantStats, WorkflowSummary
 from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import analytics
@@ -34,7 +34,7 @@ Interval = Annotated[
 ]
 
 
-@router.get("/workflows/{workflow_id}/goals/stats", response_model=Stats)
+@router.get("/workflows/{workflow_id}/goals/stats", response_model=Stats, responses=NOT_FOUND)
 async def goal_stats(
     workflow_id: WorkflowId,
     pool: PoolDep,

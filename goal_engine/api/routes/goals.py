@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
 
 from goal_engine.api.deps import GoalId, PoolDep, Reader, WorkflowId, Writer, actor
-from goal_engine.api.errors import ERROR_RESPONSES
-from goal_engine.api.schemas import GoalCreate, GoalList, GoalOut, GoalSettings, GoalSettingsOut, GoalUpdate
+from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND, error_responses
+from goal_engine.api.schemas import (
+    GOAL_CREATE_EXAMPLES,
+    GoalCreate,
+    GoalList,
+    GoalOut,
+    GoalSettings,
+    GoalSettingsOut,
+    GoalSettingsState,
+    GoalUpdate,
+)
 from goal_engine.configuration import store
+from goal_engine.configuration.store import NotFound
+from projections import queries
 
-router = APIRouter(prefix="/workflows/{workflow_id}", tags=["goals"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/workflows/{workflow_id}", tags=["goals"], responses=ERROR_RESPONSES | NOT_FOUND)
 
 
 @router.post(
     "/goals",
     status_code=status.HTTP_201_CREATED,
     response_model=GoalOut,
-    responses={409: ERROR_RESPONSES[404] | {"description": "a goal of this type and criteria exists"}},
+    responses=error_responses(409),
 )
-async def create_goal(workflow_id: WorkflowId, body: GoalCreate, pool: PoolDep, who: Writer) -> GoalOut:
+async def create_goal(
+    workflow_id: WorkflowId,
+    body: Annotated[GoalCreate, Body(openapi_examples=GOAL_CREATE_EXAMPLES)],
+    pool: PoolDep,
+    who: Writer,
+) -> GoalOut:
     goal = await store.create_goal(pool, actor(who), workflow_id, body.goal_type.value, body.criteria)
     return GoalOut.model_validate(goal.model_dump())
 
@@ -29,7 +47,7 @@ async def list_goals(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> Goa
     return GoalList(goals=[GoalOut.model_validate(g.model_dump()) for g in goals], total=len(goals))
 
 
-@router.patch("/goals/{goal_id:uuid}", response_model=GoalOut)
+@router.patch("/goals/{goal_id:uuid}", response_model=GoalOut, responses=error_responses(409))
 async def update_goal(
     workflow_id: WorkflowId, goal_id: GoalId, body: GoalUpdate, pool: PoolDep, who: Writer
 ) -> GoalOut:
@@ -57,3 +75,12 @@ async def put_goal_settings(
 ) -> GoalSettingsOut:
     snapshot = await store.set_logic(pool, actor(who), workflow_id, body.logic)
     return GoalSettingsOut(workflow_id=workflow_id, logic=snapshot.logic)
+
+
+@router.get("/goal-settings", response_model=GoalSettingsState)
+async def get_goal_settings(workflow_id: WorkflowId, pool: PoolDep, who: Reader) -> GoalSettingsState:
+    """The settings and status, and whether the engine has the latest change yet (``live``)."""
+    state = await queries.workflow_publication(pool, who.tenant_id, workflow_id)
+    if state is None:
+        raise NotFound("workflow not found")
+    return GoalSettingsState.model_validate(state)

@@ -8,14 +8,16 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
-from goal_engine.api.errors import ERROR_RESPONSES
+from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from goal_engine.api.schemas import AchievementOut, AchievementPage, EnrollmentOut, WorkflowStatus
 from goal_engine.configuration import store
 from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import queries
 
-router = APIRouter(prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES | NOT_FOUND
+)
 
 
 @router.post("/activate", response_model=WorkflowStatus)
@@ -41,6 +43,9 @@ async def goal_achievements(
         position = (datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))) if after else None
     except (ValueError, IndexError, TypeError):
         raise Unprocessable(["cursor: not a cursor this API returned"]) from None
+    # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
+    if not await queries.workflow_known(pool, who.tenant_id, workflow_id):
+        raise NotFound("workflow not found")
     rows = await queries.achievements(pool, who.tenant_id, workflow_id, limit, position)
     last = rows[-1] if len(rows) == limit else None
     return AchievementPage(

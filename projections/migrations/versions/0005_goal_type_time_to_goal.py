@@ -15,7 +15,7 @@ Revision ID: 0005
 from projections.migrations.script import execute_script
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 
 UPGRADE = """
 CREATE TABLE workflow_goal_type_time_to_goal_histogram (

@@ -1,0 +1,81 @@
+"""What the contract (section 3) says about each route, for the tests that walk every route.
+
+``tests/integration/test_auth_matrix.py`` checks the app's behaviour against it,
+``tests/unit/test_openapi.py`` the OpenAPI document; both fail on a route of
+the app that is not listed here, so a new endpoint must be classified first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import fastapi.routing
+
+from goal_engine.api.main import create_app
+from goal_engine.core.config import Settings
+from goal_engine.core.security import READ, WRITE
+
+#: What another tenant's token gets: "addressed" 404 (the route names a workflow, goal or
+#: enrollment that must exist); "creates" its own workflow of that id; "tenant_wide" its own
+#: rows only; "global" the same answer as anyone.
+Isolation = Literal["addressed", "creates", "tenant_wide", "global"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    scope: str
+    isolation: Isolation
+    body: dict[str, Any] | None = None  # a valid request body, when the route takes one
+    ok: int = 200
+    conflict: bool = False  # may answer 409 (a duplicate goal)
+
+
+WF = "/api/v1/workflows/{workflow_id}"
+TAG_GOAL = {"goal_type": "tag_added", "criteria": {"tag_id": "t"}}
+CONTRACT: dict[tuple[str, str], Rule] = {
+    ("POST", f"{WF}/goals"): Rule(WRITE, "creates", TAG_GOAL, 201, conflict=True),
+    ("GET", f"{WF}/goals"): Rule(READ, "addressed"),
+    ("PATCH", f"{WF}/goals/{{goal_id}}"): Rule(WRITE, "addressed", {"is_active": False}, conflict=True),
+    ("DELETE", f"{WF}/goals/{{goal_id}}"): Rule(WRITE, "addressed", ok=204),
+    ("PUT", f"{WF}/goal-settings"): Rule(WRITE, "creates", {"logic": "all"}),
+    ("GET", f"{WF}/goal-settings"): Rule(READ, "addressed"),
+    # Activation creates the workflow for the caller's tenant (README, Decisions).
+    ("POST", f"{WF}/activate"): Rule(WRITE, "creates"),
+    ("POST", f"{WF}/deactivate"): Rule(WRITE, "addressed"),
+    ("GET", f"{WF}/goals/stats"): Rule(READ, "addressed"),
+    ("GET", f"{WF}/goals/achievements"): Rule(READ, "addressed"),
+    ("GET", f"{WF}/enrollments/{{enrollment_id}}"): Rule(READ, "addressed"),
+    # Not in the contract's table; ours (README, HTTP API).
+    ("GET", "/api/v1/goal-types"): Rule(READ, "global"),
+    ("GET", "/api/v1/goals/stats"): Rule(READ, "tenant_wide"),
+    ("GET", "/api/v1/audit"): Rule(READ, "tenant_wide"),
+}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    # The API's own description: what a client generator fetches before it has a token.
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+}
+
+
+def app_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, path parameters without their converter."""
+    app = create_app(Settings())
+    # FastAPI >= 0.160 keeps included routers as nodes; older versions list the routes flat.
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = list(iterate(app.routes)) if iterate else app.routes
+    found = set()
+    for route in routes:
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+        found |= {(method, path) for method in getattr(route, "methods", None) or () if method != "HEAD"}
+    return sorted(found)
+
+
+def openapi_document() -> dict[str, Any]:
+    return create_app(Settings()).openapi()
