@@ -73,10 +73,8 @@ class Worker:
         self.process.kill()
 
     def stop(self) -> None:
-        # A short wait: the worker does not finish a SIGTERM shutdown on this
-        # faust-streaming (its table service waits on a cancelled cleanup task), so
-        # this ends in a SIGKILL, which is all the end of a test needs.
-        self.process.stop(timeout=5)
+        """SIGTERM, the worker's own shutdown (see test_worker_shutdown), then SIGKILL."""
+        self.process.stop(timeout=20)
 
     async def metrics(self) -> dict[str, float]:
         """The worker's samples, summed over labels (empty while it does not answer)."""
