@@ -41,7 +41,7 @@ from goal_engine.core.config import Settings
 from goal_engine.core.metrics import CONSUMER_LAG
 from goal_engine.domain.evaluation import Clock, ContactState, Outcome
 from goal_engine.domain.workflow import WorkflowConfig
-from goal_engine.stream import metrics, transport
+from goal_engine.stream import metrics, stored, transport
 from goal_engine.stream.batch import ContactBatch
 from goal_engine.stream.control import Control, read_control
 from goal_engine.stream.expiry import ExpiryQueue
@@ -112,11 +112,11 @@ def create_app(settings: Settings) -> faust.App:
         forgotten = _forget_other_partitions(
             contacts, owned, lambda key: app.consumer.key_partition(contact_events.get_topic_name(), key)
         )
-        stored = [(key, raw) for key, raw in list(contacts.items()) if raw]
+        documents = [(key, doc) for key, value in list(contacts.items()) if (doc := stored.decode(value))]
         index.rebuild(
-            (key, ContactState.from_json(raw["tenant_id"], raw["contact_id"], raw)) for key, raw in stored
+            (key, ContactState.from_json(doc["tenant_id"], doc["contact_id"], doc)) for key, doc in documents
         )
-        expiry.rebuild((key, raw.get("expires_at")) for key, raw in stored)
+        expiry.rebuild((key, doc.get("expires_at")) for key, doc in documents)
         log.info(
             "listener index rebuilt",
             extra={"active_enrollments": index.active_enrollments(), "forgotten_contacts": forgotten},
@@ -126,8 +126,11 @@ def create_app(settings: Settings) -> faust.App:
         "contacts",
         default=None,
         partitions=settings.partitions,
-        # JSON both ways: keys come back from the changelog as the same str they went in as.
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        # Keys JSON: they come back from the changelog as the same str they went in as.
+        # Values raw: each is a JSON document as bytes (see stored.py for why).
+        # (Faust picks the changelog's serializer from value_type: bytes is "raw".)
+        value_type=bytes,
+        schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"),
         on_recover=rebuild_index,
     )
     metrics.ARMED_LISTENERS.set_function(lambda: index.armed(configs))
@@ -175,9 +178,8 @@ def create_app(settings: Settings) -> faust.App:
     async def sweep() -> None:
         """Ask each contact whose state has expired parts to forget them (R10: no leak)."""
         for key in expiry.pop_due(time.time()):
-            raw = contacts.get(key)
-            if raw:
-                await send_control(Control("sweep", raw["tenant_id"], raw["contact_id"]))
+            if doc := stored.decode(contacts.get(key)):
+                await send_control(Control("sweep", doc["tenant_id"], doc["contact_id"]))
 
     @app.timer(interval=5.0)
     async def report_lag() -> None:

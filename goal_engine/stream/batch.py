@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from faust.types import EventT
 
 from goal_engine.contract.topics import contact_key
 from goal_engine.domain.evaluation import Clock, ContactState, Outcome
+from goal_engine.stream import stored
 from goal_engine.stream.listeners import ListenerIndex, Summary, summarize
 from goal_engine.stream.records import Record, outcome_records
 from goal_engine.stream.transport import as_current_event
@@ -39,7 +39,7 @@ class _Touched:
 
 @dataclass
 class ContactBatch:
-    table: MutableMapping[str, Any]
+    table: MutableMapping[str, bytes]  # see :mod:`.stored`
     index: ListenerIndex
     records: list[Record] = field(default_factory=list)
     _touched: dict[str, _Touched] = field(default_factory=dict)
@@ -51,7 +51,7 @@ class ContactBatch:
         key = contact_key(tenant_id, contact_id)
         touched = self._touched.get(key)
         if touched is None:
-            state = ContactState.from_json(tenant_id, contact_id, self.table.get(key))
+            state = stored.load(tenant_id, contact_id, self.table.get(key))
             touched = self._touched[key] = _Touched(state, summarize(state), event)
         touched.event = event
         outcome = change(touched.state)
@@ -71,10 +71,7 @@ class ContactBatch:
                     self.table.pop(key, None)
                     expires_at = None
                 else:
-                    raw: dict[str, Any] = {"tenant_id": state.tenant_id, "contact_id": state.contact_id}
-                    raw.update(state.to_json(clock))
-                    self.table[key] = raw
-                    expires_at = raw["expires_at"]
+                    self.table[key], expires_at = stored.encode(state, clock)
             self.index.update(key, state.tenant_id, touched.before, summarize(state))
             written.append((key, expires_at))
         return written
