@@ -112,6 +112,7 @@ class MeasureResult:
     throughput: float  # matched exits / (last exit's append - first source append)
     drain_seconds: float  # after the last send, until the last exit arrived (or the timeout)
     latency: LatencyStats | None
+    source_ack: LatencyStats | None  # send -> broker ack of the source events (warm-up included)
     worker_cpu_percent: float
     broker_cpu_percent: float | None
     bench_cpu_percent: float
@@ -220,6 +221,13 @@ def render(report: Report) -> str:
                 / own["goal_engine_exit_latency_seconds_count"]
             )
             rows.append(("worker's own mean", f"{_ms(mean)} (its exit latency histogram, warm-up included)"))
+        if (ack := m.source_ack) is not None:
+            rows.append(
+                (
+                    "source acks",
+                    f"p50 {_ms(ack.p50_ms)}, p99 {_ms(ack.p99_ms)} (send -> broker ack; in the latency)",
+                )
+            )
         cpu = f"worker {m.worker_cpu_percent:.0f} %, bench {m.bench_cpu_percent:.0f} %"
         if m.broker_cpu_percent is not None:
             cpu += f", kafka {m.broker_cpu_percent:.0f} %"

@@ -380,10 +380,18 @@ class ExitCollector:
         await self._consumer.stop()
 
 
-def _record_ack(sent_ms: dict[str, float], enrollment_id: str, future: asyncio.Future[object]) -> None:
-    """Prefer the record's own timestamp (RecordMetadata.timestamp) to our send time."""
+def _record_ack(
+    sent_ms: dict[str, float], acks_ms: list[float], enrollment_id: str, future: asyncio.Future[object]
+) -> None:
+    """Prefer the record's own timestamp (RecordMetadata.timestamp) to our send time.
+
+    Also keeps how long the broker took to acknowledge it: the latency counts from the
+    record's CreateTime, which our producer stamps when we call ``send``, so a slow
+    source append (our producer or the broker, not the worker) shows here.
+    """
     if future.cancelled() or future.exception() is not None:
         return
+    acks_ms.append(time.time() * 1000 - sent_ms[enrollment_id])
     timestamp = getattr(future.result(), "timestamp", -1)
     if isinstance(timestamp, int) and timestamp >= 0:
         sent_ms[enrollment_id] = float(timestamp)
@@ -409,6 +417,7 @@ async def _measure(stack: Stack, options: Options, samples: Path | None) -> Meas
     producer = make_producer(settings, client_id="goal-engine-bench-measure")
     await producer.start()
     sent_ms: dict[str, float] = {}  # every source event sent -> its append time (ms)
+    acks_ms: list[float] = []  # every source event: send -> the broker's ack (ms)
     measured: list[str] = []  # the enrollments of the events after the warm-up
     pids = {"worker": stack.worker_pid, "broker": stack.broker_pid}
     cpu: dict[str, float | None] = {}
@@ -438,7 +447,7 @@ async def _measure(stack: Stack, options: Options, samples: Path | None) -> Meas
                 if i >= warm:
                     measured.append(enrollment_id)
                 future = await producer.send(topic, records[i].value, key=records[i].key)
-                future.add_done_callback(partial(_record_ack, sent_ms, enrollment_id))
+                future.add_done_callback(partial(_record_ack, sent_ms, acks_ms, enrollment_id))
                 futures.append(future)
                 i += 1
             if (now_t := loop.time()) >= next_report:
@@ -501,6 +510,7 @@ async def _measure(stack: Stack, options: Options, samples: Path | None) -> Meas
         throughput=round(len(latencies) / window, 1),
         drain_seconds=round(drain_seconds, 2),
         latency=LatencyStats.of(latencies),
+        source_ack=LatencyStats.of(acks_ms),
         worker_cpu_percent=_percent(cpu.get("worker"), cpu_seconds(pids["worker"]), elapsed),
         broker_cpu_percent=(
             _percent(cpu.get("broker"), cpu_seconds(pids["broker"]), elapsed) if pids["broker"] else None

@@ -145,6 +145,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def evaluate_batch(events: list[EventT]) -> None:
         """The steps of the module docstring for one batch (see :mod:`.batch`)."""
+        metrics.EVALUATE_BATCH.observe(len(events))
         batch = ContactBatch(contacts, index)
         exit_appends: list[float] = []
         for event in events:

@@ -36,3 +36,8 @@ EVENT_TIME_LAG = Histogram(
 CONTACT_STATES = Gauge(
     "goal_engine_contact_states", "Contacts with state (enrollments or kept events) in this worker's table"
 )
+EVALUATE_BATCH = Histogram(
+    "goal_engine_evaluate_batch_events",
+    "Contact events per evaluated batch (one wait for Kafka's acks per batch)",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
