@@ -97,16 +97,8 @@ def start_stack(
         resources.callback(broker.stop)  # before start(): an interrupted start is stopped too
         broker.start()
         overrides["kafka_bootstrap"] = broker.bootstrap
-    postgres_started = False
-    if base.database_url:
-        log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
-    else:
-        log.info("starting PostgreSQL (data in %s)…", LOCAL / "bench-postgres")
-        pg = LocalPostgres(LOCAL / "bench-postgres", port=free_port())
-        resources.callback(pg.stop)
-        pg.start()
-        overrides["database_url"] = pg.url
-        postgres_started = True
+    postgres = provide_postgres(resources, base, LOCAL / "bench-postgres")
+    overrides["database_url"] = postgres.url
 
     state_dir = LOCAL / "bench-worker-state" / run_id
     settings = base.model_copy(
@@ -141,10 +133,29 @@ def start_stack(
     return Stack(
         settings=settings,
         kafka_started=broker is not None,
-        postgres_started=postgres_started,
+        postgres_started=postgres.started,
         broker_pid=broker.pid if broker is not None else None,
         worker=worker,
     )
+
+
+@dataclass(frozen=True)
+class Postgres:
+    url: str  # GOAL_ENGINE_DATABASE_URL, or the started server's own database
+    started: bool  # by the bench (else the server of GOAL_ENGINE_DATABASE_URL)
+
+
+def provide_postgres(resources: ExitStack, base: Settings, data_dir: Path) -> Postgres:
+    """The server of GOAL_ENGINE_DATABASE_URL, else the devstack's own on a free port, its
+    data kept in ``data_dir`` between runs; stopped when ``resources`` closes."""
+    if base.database_url:
+        log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
+        return Postgres(base.database_url_asyncpg, started=False)
+    log.info("starting PostgreSQL (data in %s)…", data_dir)
+    pg = LocalPostgres(data_dir, port=free_port())
+    resources.callback(pg.stop)  # before start(): an interrupted start is stopped too
+    pg.start()
+    return Postgres(pg.url, started=True)
 
 
 def _delete_topics(settings: Settings) -> None:
