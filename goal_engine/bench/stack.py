@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.kafka import KafkaBroker
@@ -188,20 +189,30 @@ def _delete_topics(settings: Settings) -> None:
 # --- observing the worker -------------------------------------------------------------
 
 
-async def worker_metrics(client: httpx.AsyncClient, port: int) -> dict[str, float] | None:
-    """The worker's Prometheus samples, summed over labels; None while it does not answer."""
+async def metric_samples(client: httpx.AsyncClient, url: str) -> list[Sample] | None:
+    """A process's Prometheus samples (buckets and _created left out); None while it does not answer."""
     try:
-        response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        response = await client.get(url, timeout=2)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
         return None
+    return [
+        sample
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if not sample.name.endswith(("_bucket", "_created"))
+    ]
+
+
+async def worker_metrics(client: httpx.AsyncClient, port: int) -> dict[str, float] | None:
+    """The worker's Prometheus samples, summed over labels; None while it does not answer."""
+    samples = await metric_samples(client, f"http://127.0.0.1:{port}/metrics")
+    if samples is None:
+        return None
     values: dict[str, float] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name.endswith(("_bucket", "_created")):
-                continue
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    for sample in samples:
+        values[sample.name] = values.get(sample.name, 0.0) + sample.value
     return values
 
 

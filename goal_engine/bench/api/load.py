@@ -28,23 +28,23 @@ API = "/api/v1"
 @dataclass(frozen=True)
 class Endpoint:
     name: str
-    route: str  # as the API's own metrics label it
+    route: str  # as the API labels it in its own metrics (below /api/v1)
     what: str
 
 
 ENDPOINTS = {
     e.name: e
     for e in (
-        Endpoint("stats", "/api/v1/workflows/{workflow_id}/goals/stats", "one workflow's stats, all time"),
+        Endpoint("stats", "/workflows/{workflow_id}/goals/stats", "one workflow's stats, all time"),
         Endpoint(
             "stats-window",
-            "/api/v1/workflows/{workflow_id}/goals/stats",
+            "/workflows/{workflow_id}/goals/stats",
             "the same over a random 30-day window, interval=day (a 30-bucket series)",
         ),
-        Endpoint("tenant-stats", "/api/v1/goals/stats", "the tenant's workflows with their conversion"),
+        Endpoint("tenant-stats", "/goals/stats", "the tenant's workflows with their conversion"),
         Endpoint(
             "achievements",
-            "/api/v1/workflows/{workflow_id}/goals/achievements",
+            "/workflows/{workflow_id}/goals/achievements",
             "the newest page (limit=50) of one workflow's achievement log",
         ),
     )
@@ -100,21 +100,19 @@ class Load:
         """(endpoint name, path, query, headers) of one request of the mix."""
         name = rng.choices(self.names, self.weights)[0]
         target = rng.choice(self.targets)
+        path = API + ENDPOINTS[name].route.format(workflow_id=target.workflow_id)
         headers = {"Authorization": f"Bearer {self.tokens[target.tenant]}"}
-        workflow = f"{API}/workflows/{target.workflow_id}"
-        if name == "stats":
-            return name, f"{workflow}/goals/stats", {}, headers
+        query: dict[str, str] = {}
         if name == "stats-window":
             start = self.span_start + timedelta(days=rng.randint(0, self.span_days))
-            window = {
+            query = {
                 "from": start.isoformat(),
                 "to": (start + timedelta(days=30)).isoformat(),
                 "interval": "day",
             }
-            return name, f"{workflow}/goals/stats", window, headers
-        if name == "tenant-stats":
-            return name, f"{API}/goals/stats", {}, headers
-        return name, f"{workflow}/goals/achievements", {"limit": "50"}, headers
+        elif name == "achievements":
+            query = {"limit": "50"}
+        return name, path, query, headers
 
     async def run(
         self,

@@ -83,6 +83,7 @@ class MeasureResult:
     bench_cpu_percent: float
     host_cpu_percent: float  # every process on the host (others' too); 100 % per core
     host_cores: int
+    api_own_mean_ms: dict[str, float] = field(default_factory=dict)  # route -> its histogram's mean
 
 
 @dataclass
@@ -144,6 +145,11 @@ def render(report: ApiReport) -> str:
             tail.append((e.name, e.what))
             if e.first_error:
                 tail.append((f"{e.name}: first error", e.first_error))
+        for route in sorted({ENDPOINTS[e.name].route for e in m.endpoints}):
+            if route in m.api_own_mean_ms:
+                tail.append(
+                    ("api's own mean", f"{millis(m.api_own_mean_ms[route])}  {route} (warm-up included)")
+                )
         cpu = f"api {m.api_cpu_percent:.0f} %, bench {m.bench_cpu_percent:.0f} %"
         if m.postgres_cpu_percent is not None:
             cpu += f", postgresql {m.postgres_cpu_percent:.0f} %"

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
+from prometheus_client.samples import Sample
 
 from goal_engine.bench.api.check import check_stats
 from goal_engine.bench.api.load import Load, Samples
@@ -48,6 +49,7 @@ from goal_engine.bench.stack import (
     describe_database,
     free_port,
     host_cpu_seconds,
+    metric_samples,
     provide_postgres,
     settings_env,
 )
@@ -269,13 +271,17 @@ async def _measure(
         )
 
     await backends.start()
-    try:
-        samples, seconds = await load.run(
-            options.clients, options.warmup, options.duration, tick, measure_starts
-        )
-        await backends.refresh()
-    finally:
-        await backends.stop()
+    async with httpx.AsyncClient() as http:
+        metrics_url = f"http://127.0.0.1:{settings.api_port}/metrics"
+        own_before = await metric_samples(http, metrics_url)
+        try:
+            samples, seconds = await load.run(
+                options.clients, options.warmup, options.duration, tick, measure_starts
+            )
+            await backends.refresh()
+        finally:
+            await backends.stop()
+        own_after = await metric_samples(http, metrics_url)
     cpu: dict[str, float | None] = {}
     for name, probe in probes.items():
         was, now = before.get(name), probe()
@@ -296,7 +302,24 @@ async def _measure(
         bench_cpu_percent=cpu["bench"] or 0.0,
         host_cpu_percent=cpu["host"] or 0.0,
         host_cores=os.cpu_count() or 1,
+        api_own_mean_ms=_own_means(own_before or [], own_after or []),
     )
+
+
+def _own_means(before: list[Sample], after: list[Sample]) -> dict[str, float]:
+    """Per route, the mean of the API's own request histogram over the load (warm-up included):
+    the time spent inside the API, without the client's or the network's."""
+    totals: dict[tuple[str, str], float] = {}
+    for sign, samples in ((-1, before), (1, after)):
+        for sample in samples:
+            if sample.name.startswith("goal_engine_api_request_seconds_") and "route" in sample.labels:
+                key = (sample.labels["route"], sample.name.rsplit("_", 1)[1])  # (route, sum/count)
+                totals[key] = totals.get(key, 0.0) + sign * sample.value
+    return {
+        route: round(1000 * total / count, 1)
+        for (route, kind), total in totals.items()
+        if kind == "sum" and (count := totals.get((route, "count"), 0.0)) > 0
+    }
 
 
 class _Backends:
