@@ -51,6 +51,13 @@ ENDPOINTS = {
 }
 
 
+def read_token(jwt_secret: str, tenant: str) -> str:
+    """A bearer token of ``tenant`` with the read scope, as `goal-engine token` mints them."""
+    return mint_token(
+        jwt_secret, tenant_id=tenant, subject="goal-engine-bench", scopes=[READ], ttl_seconds=3600
+    )
+
+
 @dataclass
 class Samples:
     """What one endpoint saw in the measure window."""

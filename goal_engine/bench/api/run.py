@@ -30,7 +30,7 @@ import httpx
 from prometheus_client.samples import Sample
 
 from goal_engine.bench.api.check import check_stats
-from goal_engine.bench.api.load import Load, Samples
+from goal_engine.bench.api.load import Load, Samples, read_token
 from goal_engine.bench.api.report import (
     API_BENCH_NOTES,
     ApiReport,
@@ -54,7 +54,6 @@ from goal_engine.bench.stack import (
     settings_env,
 )
 from goal_engine.core.config import Settings
-from goal_engine.core.security import READ, mint_token
 from goal_engine.devstack.postgres import create_database, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
 from projections.migrate import upgrade
@@ -182,9 +181,7 @@ async def _phases(
         base_url = f"http://127.0.0.1:{settings.api_port}"
         await _wait_healthy(api, base_url, options.ready_timeout)
         first = workflows[0]
-        token = mint_token(
-            settings.jwt_secret, tenant_id=first.tenant, subject="bench", scopes=[READ], ttl_seconds=600
-        )
+        token = read_token(settings.jwt_secret, first.tenant)
         async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
             report.check = await check_stats(conn, http, first.tenant, first.workflow_id, end)
     finally:

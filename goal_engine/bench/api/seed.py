@@ -191,20 +191,23 @@ FROM e
 # Enrollments that did not convert. $1 tenant, $2 workflow, $3 index, $4/$5 numbers,
 # $6 start of the span, $7 its length (s), $8 its end, $9 days an enrollment stays active.
 _OTHER = """
+WITH e AS MATERIALIZED (
+    SELECT g, enrolled_at, enrolled_at > $8::timestamptz - $9::int * interval '1 day' AS active,
+           status_draw, end_draw
+    FROM (
+        SELECT g, $6::timestamptz + random() * $7::float8 * interval '1 second' AS enrolled_at,
+               random() AS status_draw, random() AS end_draw
+        FROM generate_series($4::int, $5::int) AS g
+    ) AS draws
+)
 INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status, start_seen,
                          enrolled_at, ended_at)
 SELECT $1, 'en-' || $3::int || '-' || g, $2, 'c-' || $3::int || '-' || g,
        CASE WHEN active THEN 'active'
-            ELSE (ARRAY['completed', 'exited', 'removed'])[1 + floor(3 * r)::int] END,
+            ELSE (ARRAY['completed', 'exited', 'removed'])[1 + floor(3 * status_draw)::int] END,
        true, enrolled_at,
-       CASE WHEN NOT active THEN least($8::timestamptz, enrolled_at + r * interval '20 days') END
-FROM (
-    SELECT g, enrolled_at, enrolled_at > $8::timestamptz - $9::int * interval '1 day' AS active, random() AS r
-    FROM (
-        SELECT g, $6::timestamptz + random() * $7::float8 * interval '1 second' AS enrolled_at
-        FROM generate_series($4::int, $5::int) AS g
-    ) AS draws
-) AS e
+       CASE WHEN NOT active THEN least($8::timestamptz, enrolled_at + end_draw * interval '20 days') END
+FROM e
 """
 
 _BIN = f"greatest(0, floor({BINS_PER_DOUBLING} * ln(greatest(%s, 1.0)) / ln(2.0)))::int"
