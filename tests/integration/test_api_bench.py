@@ -72,7 +72,7 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
         latency = endpoint["latency"]
         assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"] < 10_000
     assert measure["requests"] == sum(e["requests"] for e in measure["endpoints"])
-    assert 1.9 < measure["seconds"] < 5
+    assert 1.9 < measure["seconds"] < 15  # the window, and the last answers after it
     # The run's database is gone.
     name = report["setup"]["database"].rsplit("/", 1)[1]
     assert not asyncio.run(_database_exists(postgres_server_url, name))
