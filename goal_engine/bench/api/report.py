@@ -124,7 +124,10 @@ def render(report: ApiReport) -> str:
             ),
             ("workflows", f"{seed.workflows} in {seed.tenants} tenant(s)"),
             ("log", f"{seed.log_seconds:.1f} s ({number(seed.rows_per_second)} rows/s)"),
-            ("aggregates", f"{seed.aggregate_seconds:.1f} s, then ANALYZE {seed.analyze_seconds:.1f} s"),
+            (
+                "aggregates",
+                f"{seed.aggregate_seconds:.1f} s, then VACUUM, CHECKPOINT {seed.analyze_seconds:.1f} s",
+            ),
             ("database", f"{number(seed.database_mib)} MiB"),
         ]
     if (check := report.check) is not None:
