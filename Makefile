@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench clean
+.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench bench-api clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test-unit: install  ## only the pure unit tests (no broker, no database)
 
 bench: install  ## benchmark one worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 200")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)
+
+bench-api: install  ## benchmark the API's reads: 1M achievements, 8 clients for 20 s (BENCH_API_ARGS="--clients 16")
+	$(PY) -m goal_engine.bench.api $(BENCH_API_ARGS)
 
 lint: install  ## ruff, mypy, and schemas/ in step with the models
 	$(VENV)/bin/ruff check .

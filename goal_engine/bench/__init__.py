@@ -10,4 +10,9 @@ the exit's append, and the worker's peak memory. Modules:
 - ``events.py``: the records it produces, built with the contract models;
 - ``run.py``: the phases (configure, load, measure, drain);
 - ``report.py``: percentiles, the printed table and the JSON report.
+
+What every benchmark shares: ``lifecycle.py`` (exit codes, progress lines, Ctrl-C and
+SIGTERM, the uninterruptible teardown) and ``cli.py`` (argument types, common flags).
+``api/`` is the second benchmark, ``python -m goal_engine.bench.api`` (``make bench-api``):
+the HTTP API's reads with 1,000,000 achievements in the log.
 """

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from goal_engine.bench.cli import (
+    add_log_level,
+    add_progress_every,
+    bench_parser,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    start_logging,
+)
 from goal_engine.core.config import Settings
-from goal_engine.core.logging import configure_logging
 
 DESCRIPTION = """\
 Benchmark the stream worker: N active enrollments, then a steady stream of goal events.
@@ -39,20 +46,6 @@ examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
-    return value
-
-
 def _env_pair(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -61,16 +54,11 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def build_parser(default_partitions: int) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m goal_engine.bench",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("python -m goal_engine.bench", DESCRIPTION, EPILOG)
     workload = parser.add_argument_group("workload")
     workload.add_argument(
         "--enrollments",
-        type=_positive_int,
+        type=positive_int,
         default=100_000,
         metavar="N",
         help="active enrollments loaded before measuring: N contacts, one enrollment each "
@@ -78,7 +66,7 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
     )
     workload.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         default=500.0,
         metavar="EV_PER_S",
         help="contact.tag.added events per second during the measure phase, paced evenly "
@@ -86,7 +74,7 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
     )
     workload.add_argument(
         "--duration",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         metavar="SECONDS",
         help="length of the measure phase; RATE x (WARMUP + DURATION) must not exceed N, since "
@@ -94,7 +82,7 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
     )
     workload.add_argument(
         "--warmup",
-        type=float,
+        type=non_negative_float,
         default=5.0,
         metavar="SECONDS",
         help="before the measure phase, send at RATE for this long and leave those events out "
@@ -103,21 +91,21 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
     )
     workload.add_argument(
         "--tenants",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         help="tenants, each with one active workflow and one tag goal; contact i belongs to "
         "tenant i mod TENANTS (default: %(default)s)",
     )
     workload.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=positive_int,
         default=default_partitions,
         help="partitions of every topic this run creates (default: GOAL_ENGINE_PARTITIONS, %(default)s)",
     )
     limits = parser.add_argument_group("time limits")
     limits.add_argument(
         "--drain-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         metavar="SECONDS",
         help="after the last event is sent, how long to wait for the missing exits; any still "
@@ -125,26 +113,20 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--load-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=900.0,
         metavar="SECONDS",
         help="how long the worker may take to hold all N enrollments (default: %(default)s)",
     )
     limits.add_argument(
         "--ready-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=120.0,
         metavar="SECONDS",
         help="how long the worker may take to start and to load the workflows (default: %(default)s)",
     )
     other = parser.add_argument_group("other")
-    other.add_argument(
-        "--progress-every",
-        type=_positive_float,
-        default=5.0,
-        metavar="SECONDS",
-        help="interval of the progress lines during the load and measure phases (default: %(default)s)",
-    )
+    add_progress_every(other, "the load and measure phases")
     other.add_argument(
         "--worker-env",
         type=_env_pair,
@@ -166,12 +148,7 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
         action="store_true",
         help="keep this run's topics on the broker afterwards (default: delete them)",
     )
-    other.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="level of the bench's own log lines on stderr (default: %(default)s)",
-    )
+    add_log_level(other)
     return parser
 
 
@@ -179,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     base = Settings()
     parser = build_parser(base.partitions)
     args = parser.parse_args(argv)
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
     measure_events = round(args.rate * args.duration)
     if measure_events < 1:
         parser.error("--rate x --duration must give at least one event")
@@ -189,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--rate x (--warmup + --duration) = {events:,} events, more than the {args.enrollments:,} "
             "enrolled contacts (each gets one): raise --enrollments or lower the others"
         )
-    configure_logging(args.log_level, "text", process="bench")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per metrics poll otherwise
+    start_logging(args.log_level, "bench")
 
     from goal_engine.bench.run import Options, run
 

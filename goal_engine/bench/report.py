@@ -24,6 +24,12 @@ def file_stamp(started_at: str) -> str:
     return datetime.fromisoformat(started_at).strftime("%Y%m%dT%H%M%SZ")
 
 
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
 def write_samples(path: Path, sent_ms: dict[str, float], exits_ms: dict[str, int]) -> None:
     """One line per source event, oldest first: for plotting latency over the measure phase."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,22 +150,40 @@ class Report:
         return asdict(self)
 
     def write(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"report-{file_stamp(self.started_at)}.json"
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        return path
+        return write_json(directory / f"report-{file_stamp(self.started_at)}.json", self.to_json())
 
 
-def _n(value: float, digits: int = 0) -> str:
+def number(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _ms(value: float) -> str:
+def millis(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
-def _origin(started_by_bench: bool) -> str:
+def origin(started_by_bench: bool) -> str:
     return "started by the bench" if started_by_bench else "reused"
+
+
+def aligned(rows: Sequence[tuple[str, str]], notes: Sequence[str] = ()) -> str:
+    """``(label, value)`` rows with the values aligned; a ``[section]`` label stands alone; notes last."""
+    width = max((len(label) for label, _ in rows if not label.startswith("[")), default=0)
+    lines = [label if label.startswith("[") else f"  {label:<{width}}  {value}" for label, value in rows]
+    if notes:
+        lines += ["[notes]", *(f"  - {note}" for note in notes)]
+    return "\n".join(lines)
+
+
+def columns(table: Sequence[Sequence[str]]) -> str:
+    """A table, its first row the header: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "  "
+        + "  ".join(
+            [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
+        )
+        for row in table
+    )
 
 
 def render(report: Report) -> str:
@@ -172,8 +196,8 @@ def render(report: Report) -> str:
     s = report.setup
     section(f"setup (run {report.run_id}, {report.started_at})")
     rows += [
-        ("kafka", f"{s.kafka_bootstrap} ({_origin(s.kafka_started_by_bench)})"),
-        ("postgresql", f"{s.database} ({_origin(s.postgres_started_by_bench)})"),
+        ("kafka", f"{s.kafka_bootstrap} ({origin(s.kafka_started_by_bench)})"),
+        ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
         ("topics", f"prefix {s.topic_prefix!r}, {s.partitions} partitions"),
         ("worker", f"1 process ({s.worker_id}), log {s.worker_log}"),
         ("tenants", f"{s.tenants} (one active workflow with one tag goal each)"),
@@ -183,9 +207,9 @@ def render(report: Report) -> str:
     if (load := report.load) is not None:
         section("load: workflow.enrollment.started, one per contact")
         rows += [
-            ("enrollments", _n(load.enrollments)),
-            ("produced", f"{_n(load.produce_rate)} ev/s ({load.produce_seconds:.1f} s, acks=all)"),
-            ("worker caught up", f"{_n(load.worker_rate)} ev/s ({load.worker_seconds:.1f} s)"),
+            ("enrollments", number(load.enrollments)),
+            ("produced", f"{number(load.produce_rate)} ev/s ({load.produce_seconds:.1f} s, acks=all)"),
+            ("worker caught up", f"{number(load.worker_rate)} ev/s ({load.worker_seconds:.1f} s)"),
             ("worker cpu", f"{load.worker_cpu_percent:.0f} % of one core"),
             ("worker idle", f"{load.settle_seconds:.0f} s later"),
         ]
@@ -194,24 +218,24 @@ def render(report: Report) -> str:
         rows += [
             (
                 "target rate",
-                f"{_n(m.target_rate)} ev/s for {m.duration_seconds:.0f} s, after a "
-                f"{m.warmup_seconds:.0f} s warm-up ({_n(m.warmup_events)} events, not counted)",
+                f"{number(m.target_rate)} ev/s for {m.duration_seconds:.0f} s, after a "
+                f"{m.warmup_seconds:.0f} s warm-up ({number(m.warmup_events)} events, not counted)",
             ),
-            ("sent", f"{_n(m.sent)} ({_n(m.send_rate, 1)} ev/s over {m.send_seconds:.1f} s)"),
-            ("exits", f"{_n(m.exits)} matched, {m.missing} missing, {m.duplicates} duplicate(s)"),
-            ("throughput", f"{_n(m.throughput, 1)} exits/s"),
+            ("sent", f"{number(m.sent)} ({number(m.send_rate, 1)} ev/s over {m.send_seconds:.1f} s)"),
+            ("exits", f"{number(m.exits)} matched, {m.missing} missing, {m.duplicates} duplicate(s)"),
+            ("throughput", f"{number(m.throughput, 1)} exits/s"),
             ("drain", f"{m.drain_seconds:.1f} s after the last send"),
         ]
         if m.unexpected:
-            rows.append(("unexpected exits", _n(m.unexpected)))
+            rows.append(("unexpected exits", number(m.unexpected)))
         if (lat := m.latency) is not None:
             rows += [
-                ("latency p50", _ms(lat.p50_ms)),
-                ("latency p90", _ms(lat.p90_ms)),
-                ("latency p99", _ms(lat.p99_ms)),
-                ("latency p99.9", _ms(lat.p999_ms)),
-                ("latency max", _ms(lat.max_ms)),
-                ("latency mean", _ms(lat.mean_ms)),
+                ("latency p50", millis(lat.p50_ms)),
+                ("latency p90", millis(lat.p90_ms)),
+                ("latency p99", millis(lat.p99_ms)),
+                ("latency p99.9", millis(lat.p999_ms)),
+                ("latency max", millis(lat.max_ms)),
+                ("latency mean", millis(lat.mean_ms)),
             ]
         own = report.worker_metrics
         if own.get("goal_engine_exit_latency_seconds_count"):
@@ -220,12 +244,14 @@ def render(report: Report) -> str:
                 * own["goal_engine_exit_latency_seconds_sum"]
                 / own["goal_engine_exit_latency_seconds_count"]
             )
-            rows.append(("worker's own mean", f"{_ms(mean)} (its exit latency histogram, warm-up included)"))
+            rows.append(
+                ("worker's own mean", f"{millis(mean)} (its exit latency histogram, warm-up included)")
+            )
         if (ack := m.source_ack) is not None:
             rows.append(
                 (
                     "source acks",
-                    f"p50 {_ms(ack.p50_ms)}, p99 {_ms(ack.p99_ms)} (send -> broker ack; in the latency)",
+                    f"p50 {millis(ack.p50_ms)}, p99 {millis(ack.p99_ms)} (send->ack, in the latency)",
                 )
             )
         cpu = f"worker {m.worker_cpu_percent:.0f} %, bench {m.bench_cpu_percent:.0f} %"
@@ -252,7 +278,4 @@ def render(report: Report) -> str:
     if report.error:
         rows.append(("error", report.error))
 
-    width = max(len(label) for label, _ in rows if not label.startswith("["))
-    lines = [label if label.startswith("[") else f"  {label:<{width}}  {value}" for label, value in rows]
-    lines += ["[notes]", *(f"  - {note}" for note in report.notes)]
-    return "\n".join(lines)
+    return aligned(rows, report.notes)

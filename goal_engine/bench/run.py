@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from goal_engine.bench.events import Population, utcnow
+from goal_engine.bench.lifecycle import cancel_on_sigterm, progress, run_guarded
 from goal_engine.bench.report import (
     BENCH_NOTES,
     LatencyStats,
@@ -61,13 +61,11 @@ from goal_engine.bench.stack import (
 )
 from goal_engine.contract.topics import Topic
 from goal_engine.core.config import Settings
-from goal_engine.devstack import DevstackError
 from goal_engine.kafka.admin import topic_partitions
 from goal_engine.kafka.producer import make_producer
 
 log = logging.getLogger("goal_engine.bench")
 
-EXIT_OK, EXIT_FAILED, EXIT_STACK, EXIT_INTERRUPTED = 0, 1, 2, 130
 TICK = 0.005  # seconds: the measure phase's pacing granularity
 
 
@@ -96,10 +94,6 @@ class Options:
         return round(self.rate * self.warmup)
 
 
-def progress(message: str) -> None:
-    print(f"{datetime.now().strftime('%H:%M:%S')}  {message}", flush=True)
-
-
 def run(options: Options, base: Settings) -> int:
     """Run every phase, print and save the report; the exit code says how it went."""
     run_id = uuid.uuid4().hex[:8]
@@ -108,10 +102,9 @@ def run(options: Options, base: Settings) -> int:
     resources = ExitStack()
     stack: Stack | None = None
     report: Report | None = None
-    code = EXIT_FAILED
-    # SIGTERM takes the same way out as Ctrl-C: stop everything we started, then report.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
+
+    def phases() -> bool:
+        nonlocal stack, report
         progress(f"run {run_id}: starting Kafka, PostgreSQL and one worker…")
         stack = start_stack(
             resources, base, run_id, options.partitions, options.worker_env, options.keep_topics
@@ -125,37 +118,22 @@ def run(options: Options, base: Settings) -> int:
         )
         asyncio.run(_phases(stack, options, report, samples))
         report.ok = report.measure is not None and report.measure.missing == 0
-        code = EXIT_OK if report.ok else EXIT_FAILED
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        progress("interrupted: stopping everything this run started…")
-        code = EXIT_INTERRUPTED
+        return report.ok
+
+    def on_error(message: str) -> None:
         if report is not None:
-            report.error = "interrupted"
-    except DevstackError as exc:
-        log.error("%s", exc)
-        code = EXIT_STACK
-    except Exception as exc:
-        log.exception("the benchmark failed")
-        if report is not None:
-            report.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        # Nothing may interrupt the teardown: a second Ctrl-C would leave orphans.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            report.error = message
+
+    def before_teardown() -> None:
         if stack is not None and report is not None and stack.worker.exit_code is None:
             report.memory = WorkerMemory(stack.worker_pid, *memory_mib(stack.worker_pid))
-        resources.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    code = run_guarded(phases, resources, on_error, before_teardown)
     if report is not None:
         print("\n" + render(report), flush=True)
         path = report.write(BENCH_DIR)
         print(f"\nreport: {path}", flush=True)
     return code
-
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _setup(stack: Stack, options: Options) -> Setup:
@@ -175,9 +153,7 @@ def _setup(stack: Stack, options: Options) -> Setup:
 
 
 async def _phases(stack: Stack, options: Options, report: Report, samples: Path | None) -> None:
-    main = asyncio.current_task()
-    assert main is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    cancel_on_sigterm()
     async with httpx.AsyncClient() as http:
         worker = WorkerProbe(stack, http)
         await worker.wait_for("goal_engine_ready", lambda v: v >= 1, options.ready_timeout, "the worker")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.kafka import KafkaBroker
@@ -97,16 +98,8 @@ def start_stack(
         resources.callback(broker.stop)  # before start(): an interrupted start is stopped too
         broker.start()
         overrides["kafka_bootstrap"] = broker.bootstrap
-    postgres_started = False
-    if base.database_url:
-        log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
-    else:
-        log.info("starting PostgreSQL (data in %s)…", LOCAL / "bench-postgres")
-        pg = LocalPostgres(LOCAL / "bench-postgres", port=free_port())
-        resources.callback(pg.stop)
-        pg.start()
-        overrides["database_url"] = pg.url
-        postgres_started = True
+    postgres = provide_postgres(resources, base, LOCAL / "bench-postgres")
+    overrides["database_url"] = postgres.url
 
     state_dir = LOCAL / "bench-worker-state" / run_id
     settings = base.model_copy(
@@ -141,10 +134,29 @@ def start_stack(
     return Stack(
         settings=settings,
         kafka_started=broker is not None,
-        postgres_started=postgres_started,
+        postgres_started=postgres.started,
         broker_pid=broker.pid if broker is not None else None,
         worker=worker,
     )
+
+
+@dataclass(frozen=True)
+class Postgres:
+    url: str  # GOAL_ENGINE_DATABASE_URL, or the started server's own database
+    started: bool  # by the bench (else the server of GOAL_ENGINE_DATABASE_URL)
+
+
+def provide_postgres(resources: ExitStack, base: Settings, data_dir: Path) -> Postgres:
+    """The server of GOAL_ENGINE_DATABASE_URL, else the devstack's own on a free port, its
+    data kept in ``data_dir`` between runs; stopped when ``resources`` closes."""
+    if base.database_url:
+        log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
+        return Postgres(base.database_url_asyncpg, started=False)
+    log.info("starting PostgreSQL (data in %s)…", data_dir)
+    pg = LocalPostgres(data_dir, port=free_port())
+    resources.callback(pg.stop)  # before start(): an interrupted start is stopped too
+    pg.start()
+    return Postgres(pg.url, started=True)
 
 
 def _delete_topics(settings: Settings) -> None:
@@ -177,20 +189,30 @@ def _delete_topics(settings: Settings) -> None:
 # --- observing the worker -------------------------------------------------------------
 
 
-async def worker_metrics(client: httpx.AsyncClient, port: int) -> dict[str, float] | None:
-    """The worker's Prometheus samples, summed over labels; None while it does not answer."""
+async def metric_samples(client: httpx.AsyncClient, url: str) -> list[Sample] | None:
+    """A process's Prometheus samples (buckets and _created left out); None while it does not answer."""
     try:
-        response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        response = await client.get(url, timeout=2)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
         return None
+    return [
+        sample
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if not sample.name.endswith(("_bucket", "_created"))
+    ]
+
+
+async def worker_metrics(client: httpx.AsyncClient, port: int) -> dict[str, float] | None:
+    """The worker's Prometheus samples, summed over labels; None while it does not answer."""
+    samples = await metric_samples(client, f"http://127.0.0.1:{port}/metrics")
+    if samples is None:
+        return None
     values: dict[str, float] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name.endswith(("_bucket", "_created")):
-                continue
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    for sample in samples:
+        values[sample.name] = values.get(sample.name, 0.0) + sample.value
     return values
 
 

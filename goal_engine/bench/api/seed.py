@@ -1,0 +1,411 @@
+"""N achievements in the log, and everything the projector would have derived from them, by SQL.
+
+What a seeded database holds (every row the projector would have written for the same log):
+
+- ``workflows`` and ``workflow_goals``: TENANTS x WORKFLOWS active workflows (``any``
+  logic), each with 1-3 goals of different goal types;
+- ``enrollments`` and ``workflow_goal_achievements``: N enrollments that exited on a goal,
+  one achievement each (its trigger event built from the contract's models), achieved
+  uniformly over the last MONTHS months, time to goal log-uniform between a minute and 30
+  days; plus the enrollments that did not convert (each workflow converts 20-60 %):
+  ``active`` if enrolled in the last 30 days, else ``completed``, ``exited`` or ``removed``;
+- the aggregates (``workflow_stats``, ``workflow_goal_type_stats``, the hourly tables and
+  both time-to-goal histograms), computed by GROUP BY over those rows with the projector's
+  rules (``projections/views.py``: hour buckets in UTC, exits by exit time, enrollments by
+  enrollment time, the bins of ``projections/histogram.py``).
+
+Not seeded: ``audit_log`` (the projector also writes one entry per achievement, but no
+benchmarked route reads it) and ``published_workflow_configs``.
+``tests/integration/test_api_bench.py`` folds a small seeded log through the projector's
+own views and checks that they give the same aggregates.
+
+Steps, in order:
+1. the configuration (workflows, goals);
+2. per workflow, in chunks: converted enrollments and their achievements, one statement
+   each (a data-modifying CTE), so both share the same random draws;
+3. per workflow, in chunks: the enrollments that did not convert;
+4. the aggregates, each one INSERT ... SELECT ... GROUP BY over the log;
+5. VACUUM (ANALYZE) and a CHECKPOINT: the planner knows the tables' sizes and nothing of the
+   bulk load is left to autovacuum or the checkpointer during the measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+from pydantic import BaseModel
+
+from goal_engine.contract.events import (
+    AppointmentBooked,
+    FormSubmitted,
+    PaymentCompleted,
+    PipelineStageChanged,
+    TagAdded,
+)
+from goal_engine.domain.goals import GOAL_TYPES, GoalType, canonical_criteria
+from projections.histogram import BINS_PER_DOUBLING
+
+SOURCE = "goal-engine/bench"
+CHUNK = 25_000  # rows per INSERT: one progress step
+ACTIVE_DAYS = 30  # a non-converted enrollment younger than this is still active
+TTG_MIN_SECONDS, TTG_MAX_SECONDS = 60.0, 30 * 86_400.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Goal:
+    id: str
+    goal_type: GoalType
+    criteria: dict[str, object]
+    trigger_data: dict[str, object]  # the data of the source event that met it
+
+
+@dataclass(frozen=True)
+class SeedWorkflow:
+    index: int
+    tenant: str
+    workflow_id: str
+    goals: tuple[Goal, ...]
+    achievements: int  # converted enrollments, one achievement each
+    other_enrollments: int  # enrollments that did not convert
+
+    @property
+    def enrollments(self) -> int:
+        return self.achievements + self.other_enrollments
+
+
+def _goal_example(goal_type: GoalType, k: int) -> tuple[dict[str, object], BaseModel]:
+    """Criteria of one goal and the data of an event that meets it (the contract's models)."""
+    match goal_type:
+        case GoalType.TAG_ADDED:
+            return {"tag_id": f"tag-{k}"}, TagAdded(tag_id=f"tag-{k}", tag_name=f"Customer {k}")
+        case GoalType.PURCHASE_MADE:
+            return {"product_id": f"prod-{k}"}, PaymentCompleted(
+                transaction_id=f"tx-{k}", amount=Decimal("49.99"), currency="USD", product_ids=[f"prod-{k}"]
+            )
+        case GoalType.APPOINTMENT_BOOKED:
+            starts_at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+            return {"calendar_id": f"cal-{k}"}, AppointmentBooked(
+                appointment_id=f"apt-{k}", calendar_id=f"cal-{k}", starts_at=starts_at
+            )
+        case GoalType.FORM_SUBMITTED:
+            return {"form_id": f"form-{k}"}, FormSubmitted(form_id=f"form-{k}", submission_id=f"sub-{k}")
+        case GoalType.PIPELINE_STAGE_REACHED:
+            return {"pipeline_id": f"pipe-{k}", "stage_id": "won"}, PipelineStageChanged(
+                pipeline_id=f"pipe-{k}",
+                stage_id="won",
+                previous_stage_id="proposal",
+                opportunity_id=f"opp-{k}",
+            )
+
+
+def plan(achievements: int, tenants: int, workflows_per_tenant: int) -> list[SeedWorkflow]:
+    """Who gets how many: achievements split evenly, conversion 20-60 % (scrambled over tenants)."""
+    count = tenants * workflows_per_tenant
+    types = list(GOAL_TYPES)
+    out = []
+    for k in range(count):
+        tenant, w = divmod(k, workflows_per_tenant)
+        goals = []
+        for j in range(1 + k % 3):
+            goal_type = types[(k + j) % len(types)]
+            criteria, data = _goal_example(goal_type, k)
+            goals.append(
+                Goal(
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SOURCE}/{k}/{j}")),
+                    goal_type=goal_type,
+                    criteria=canonical_criteria(goal_type, criteria),
+                    trigger_data=data.model_dump(mode="json"),
+                )
+            )
+        converted = achievements // count + (1 if k < achievements % count else 0)
+        rate = 0.2 + 0.4 * ((k * 7) % count) / max(1, count - 1)
+        out.append(
+            SeedWorkflow(
+                index=k,
+                tenant=f"bench-t{tenant}",
+                workflow_id=f"bench-wf-{w}",
+                goals=tuple(goals),
+                achievements=converted,
+                other_enrollments=round(converted * (1 - rate) / rate),
+            )
+        )
+    return out
+
+
+@dataclass
+class SeedResult:
+    achievements: int
+    enrollments: int
+    workflows: int
+    tenants: int
+    months: int
+    first_achievement: str  # the seeded log's span (ISO 8601)
+    last_achievement: str
+    log_seconds: float  # steps 1-3: the configuration, enrollments and achievements
+    aggregate_seconds: float  # step 4
+    analyze_seconds: float  # step 5: VACUUM (ANALYZE) and CHECKPOINT
+    seconds: float
+    rows_per_second: float  # enrollments + achievements per second of steps 1-3
+    database_mib: float
+
+
+# Converted enrollments and their achievements in one statement: the CTE is evaluated once,
+# so both inserts see the same random draws. $1 tenant, $2 workflow, $3 the workflow's index,
+# $4/$5 the first/last enrollment number, $6 goal ids, $7 goal types, $8 source event types,
+# $9 trigger data, $10 start of the span, $11 its length (s), $12/$13 time to goal bounds (s).
+_CONVERTED = """
+WITH e AS MATERIALIZED (
+    SELECT 'en-' || $3::int || '-' || g AS enrollment_id, 'c-' || $3::int || '-' || g AS contact_id,
+           achieved_at, achieved_at - ttg * interval '1 second' AS enrolled_at, goal
+    FROM (
+        SELECT g, $10::timestamptz + random() * $11::float8 * interval '1 second' AS achieved_at,
+               exp(ln($12::float8) + random() * (ln($13::float8) - ln($12::float8))) AS ttg,
+               1 + floor(random() * cardinality($6::text[]))::int AS goal
+        FROM generate_series($4::int, $5::int) AS g
+    ) AS draws
+), enrolled AS (
+    INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status, start_seen,
+                             enrolled_at, ended_at, goal_config_ids)
+    SELECT $1, enrollment_id, $2, contact_id, 'completed_goal', true, enrolled_at, achieved_at,
+           ARRAY[($6::text[])[goal]]
+    FROM e
+)
+INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id, contact_id,
+    goal_config_id, goal_type, achieved_at, trigger_event, metadata)
+SELECT $1, md5($1 || '/' || enrollment_id || '/' || ($6::text[])[goal])::uuid, $2, enrollment_id, contact_id,
+       ($6::text[])[goal], ($7::text[])[goal], achieved_at,
+       jsonb_build_object('id', md5('trigger/' || $1 || '/' || enrollment_id)::uuid,
+                          'type', ($8::text[])[goal], 'time', achieved_at, 'data', ($9::jsonb[])[goal]),
+       jsonb_build_object('source', 'goal-engine/bench')
+FROM e
+"""
+
+# Enrollments that did not convert. $1 tenant, $2 workflow, $3 index, $4/$5 numbers,
+# $6 start of the span, $7 its length (s), $8 its end, $9 days an enrollment stays active.
+_OTHER = """
+WITH e AS MATERIALIZED (
+    SELECT g, enrolled_at, enrolled_at > $8::timestamptz - $9::int * interval '1 day' AS active,
+           status_draw, end_draw
+    FROM (
+        SELECT g, $6::timestamptz + random() * $7::float8 * interval '1 second' AS enrolled_at,
+               random() AS status_draw, random() AS end_draw
+        FROM generate_series($4::int, $5::int) AS g
+    ) AS draws
+)
+INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status, start_seen,
+                         enrolled_at, ended_at)
+SELECT $1, 'en-' || $3::int || '-' || g, $2, 'c-' || $3::int || '-' || g,
+       CASE WHEN active THEN 'active'
+            ELSE (ARRAY['completed', 'exited', 'removed'])[1 + floor(3 * status_draw)::int] END,
+       true, enrolled_at,
+       CASE WHEN NOT active THEN least($8::timestamptz, enrolled_at + end_draw * interval '20 days') END
+FROM e
+"""
+
+_BIN = f"greatest(0, floor({BINS_PER_DOUBLING} * ln(greatest(%s, 1.0)) / ln(2.0)))::int"
+_EXIT_SECONDS = "extract(epoch FROM ended_at - enrolled_at)::float8"
+_ACHIEVEMENT_SECONDS = "extract(epoch FROM a.achieved_at - e.enrolled_at)::float8"
+
+#: Each aggregate table from the log, by the rules of projections/views.py.
+AGGREGATES: dict[str, str] = {
+    "workflow_stats": f"""
+        INSERT INTO workflow_stats (tenant_id, workflow_id, total_enrolled, goals_achieved, timed_exits,
+                                    time_to_goal_seconds)
+        SELECT tenant_id, workflow_id, count(*) FILTER (WHERE start_seen),
+               count(*) FILTER (WHERE status = 'completed_goal'),
+               count(*) FILTER (WHERE status = 'completed_goal' AND enrolled_at IS NOT NULL),
+               coalesce(sum({_EXIT_SECONDS}) FILTER (WHERE status = 'completed_goal'), 0)
+        FROM enrollments GROUP BY tenant_id, workflow_id
+    """,
+    "workflow_goal_type_stats": """
+        INSERT INTO workflow_goal_type_stats (tenant_id, workflow_id, goal_type, achieved)
+        SELECT tenant_id, workflow_id, goal_type, count(*)
+        FROM workflow_goal_achievements GROUP BY tenant_id, workflow_id, goal_type
+    """,
+    "workflow_activity_hourly": f"""
+        INSERT INTO workflow_activity_hourly (tenant_id, workflow_id, bucket, enrolled, achieved,
+                                              timed_exits, time_to_goal_seconds)
+        SELECT tenant_id, workflow_id, bucket, sum(enrolled), sum(achieved), sum(timed), sum(seconds)
+        FROM (
+            SELECT tenant_id, workflow_id, date_trunc('hour', enrolled_at, 'UTC') AS bucket,
+                   1 AS enrolled, 0 AS achieved, 0 AS timed, 0.0::float8 AS seconds
+            FROM enrollments WHERE start_seen
+            UNION ALL
+            SELECT tenant_id, workflow_id, date_trunc('hour', ended_at, 'UTC'), 0, 1,
+                   (enrolled_at IS NOT NULL)::int, coalesce({_EXIT_SECONDS}, 0)
+            FROM enrollments WHERE status = 'completed_goal'
+        ) AS activity
+        GROUP BY tenant_id, workflow_id, bucket
+    """,
+    "workflow_goal_type_hourly": """
+        INSERT INTO workflow_goal_type_hourly (tenant_id, workflow_id, goal_type, bucket, achieved)
+        SELECT tenant_id, workflow_id, goal_type, date_trunc('hour', achieved_at, 'UTC'), count(*)
+        FROM workflow_goal_achievements GROUP BY 1, 2, 3, 4
+    """,
+    "workflow_time_to_goal_histogram": f"""
+        INSERT INTO workflow_time_to_goal_histogram (tenant_id, workflow_id, bucket, bin, exits)
+        SELECT tenant_id, workflow_id, date_trunc('hour', ended_at, 'UTC'), {_BIN % _EXIT_SECONDS}, count(*)
+        FROM enrollments WHERE status = 'completed_goal' AND enrolled_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4
+    """,
+    "workflow_goal_type_time_to_goal_histogram": f"""
+        INSERT INTO workflow_goal_type_time_to_goal_histogram
+            (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
+        SELECT a.tenant_id, a.workflow_id, a.goal_type, date_trunc('hour', a.achieved_at, 'UTC'),
+               {_BIN % _ACHIEVEMENT_SECONDS}, count(*), sum(greatest(0.0, {_ACHIEVEMENT_SECONDS}))
+        FROM workflow_goal_achievements a
+        JOIN enrollments e ON e.tenant_id = a.tenant_id AND e.enrollment_id = a.workflow_enrollment_id
+        WHERE e.enrolled_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5
+    """,
+}
+
+
+class Seeder:
+    """Writes one seeded database (see the module's docstring); ``progress`` gets its lines."""
+
+    def __init__(self, conn: asyncpg.Connection, workflows: list[SeedWorkflow], months: int, end: datetime):
+        self.conn = conn
+        self.workflows = workflows
+        self.end = end
+        self.start = end - timedelta(days=round(months * 365.25 / 12))
+        self.months = months
+
+    @property
+    def span_seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    async def run(self, progress: Progress, every: float = 5.0) -> SeedResult:
+        conn = self.conn
+        # A bulk load: nothing here needs to survive a crash before the commit.
+        await conn.execute("SET synchronous_commit = off; SET work_mem = '64MB'")
+        started = time.monotonic()
+        await self._configuration()
+        total_achievements = sum(w.achievements for w in self.workflows)
+        total_rows = sum(w.enrollments for w in self.workflows) + total_achievements
+        done = 0
+        next_report = started + every
+
+        def step(rows: int, what: str) -> None:
+            nonlocal done, next_report
+            done += rows
+            if (now := time.monotonic()) >= next_report or done == total_rows:
+                next_report = now + every
+                progress(f"seed: {what}; {done:,}/{total_rows:,} rows ({done / (now - started):,.0f} rows/s)")
+
+        achieved = 0
+        for w in self.workflows:
+            for first, last in _chunks(w.achievements):
+                await self._converted(w, first, last)
+                achieved += last - first + 1
+                step(2 * (last - first + 1), f"{achieved:,}/{total_achievements:,} achievements")
+        others, total_others = 0, sum(w.other_enrollments for w in self.workflows)
+        for w in self.workflows:
+            for first, last in _chunks(w.other_enrollments, offset=w.achievements):
+                await self._other(w, first, last)
+                others += last - first + 1
+                step(last - first + 1, f"{others:,}/{total_others:,} non-converted enrollments")
+        log_seconds = time.monotonic() - started
+
+        for table, sql in AGGREGATES.items():
+            t = time.monotonic()
+            await conn.execute(sql)
+            progress(f"seed: {table} from the log in {time.monotonic() - t:.1f} s")
+        aggregate_seconds = time.monotonic() - started - log_seconds
+        t = time.monotonic()
+        # A settled database, as production's would be: statistics and visibility maps made
+        # now, dirty pages flushed, so no autovacuum or checkpoint of the load runs under the
+        # measurement. CHECKPOINT needs pg_checkpoint (or a superuser): skipped without it.
+        await conn.execute("VACUUM (ANALYZE)")
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CHECKPOINT")
+        analyze_seconds = time.monotonic() - t
+        span = await conn.fetchrow(
+            "SELECT min(achieved_at), max(achieved_at) FROM workflow_goal_achievements"
+        )
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        seconds = time.monotonic() - started
+        return SeedResult(
+            achievements=total_achievements,
+            enrollments=sum(w.enrollments for w in self.workflows),
+            workflows=len(self.workflows),
+            tenants=len({w.tenant for w in self.workflows}),
+            months=self.months,
+            first_achievement=span[0].isoformat() if span[0] else "",
+            last_achievement=span[1].isoformat() if span[1] else "",
+            log_seconds=round(log_seconds, 1),
+            aggregate_seconds=round(aggregate_seconds, 1),
+            analyze_seconds=round(analyze_seconds, 1),
+            seconds=round(seconds, 1),
+            rows_per_second=round(total_rows / log_seconds),
+            database_mib=round(size / 2**20, 1),
+        )
+
+    async def _configuration(self) -> None:
+        activated = self.start - timedelta(days=1)
+        await self.conn.executemany(
+            """
+            INSERT INTO workflows (tenant_id, workflow_id, status, logic, activated_at, version, updated_at)
+            VALUES ($1, $2, 'active', 'any', $3, 1, $3)
+            """,
+            [(w.tenant, w.workflow_id, activated) for w in self.workflows],
+        )
+        await self.conn.executemany(
+            """
+            INSERT INTO workflow_goals (tenant_id, id, workflow_id, goal_type, criteria, created_at,
+                                        updated_at, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $6, 'goal-engine-bench')
+            """,
+            [
+                (w.tenant, g.id, w.workflow_id, g.goal_type.value, json.dumps(g.criteria), activated)
+                for w in self.workflows
+                for g in w.goals
+            ],
+        )
+
+    async def _converted(self, w: SeedWorkflow, first: int, last: int) -> None:
+        await self.conn.execute(
+            _CONVERTED,
+            w.tenant,
+            w.workflow_id,
+            w.index,
+            first,
+            last,
+            [g.id for g in w.goals],
+            [g.goal_type.value for g in w.goals],
+            [str(GOAL_TYPES[g.goal_type].source) for g in w.goals],
+            [json.dumps(g.trigger_data) for g in w.goals],
+            self.start,
+            self.span_seconds,
+            TTG_MIN_SECONDS,
+            TTG_MAX_SECONDS,
+        )
+
+    async def _other(self, w: SeedWorkflow, first: int, last: int) -> None:
+        await self.conn.execute(
+            _OTHER,
+            w.tenant,
+            w.workflow_id,
+            w.index,
+            first,
+            last,
+            self.start,
+            self.span_seconds,
+            self.end,
+            ACTIVE_DAYS,
+        )
+
+
+def _chunks(count: int, offset: int = 0) -> list[tuple[int, int]]:
+    """[first, last] enrollment numbers, CHUNK at a time, of ``count`` numbers from ``offset``."""
+    return [(offset + i, offset + min(count, i + CHUNK) - 1) for i in range(0, count, CHUNK)]

@@ -1,0 +1,187 @@
+"""The API benchmark (``python -m goal_engine.bench.api``) cannot rot: a small run end to end,
+and its SQL seed against the projector's own fold of the same log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from goal_engine.bench.api.seed import AGGREGATES, Seeder, plan
+from goal_engine.contract.events import (
+    EnrollmentEnded,
+    EnrollmentStarted,
+    ExitGoal,
+    GoalAchieved,
+    TriggerEvent,
+    encode_event,
+    make_event,
+)
+from goal_engine.contract.topics import Topic
+from goal_engine.core.config import REPO_ROOT
+from goal_engine.devstack.postgres import create_database, drop_database
+from goal_engine.devstack.processes import child_env
+from goal_engine.domain import ids
+from projections.migrate import upgrade_async
+from projections.projector import Projector
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str) -> None:
+    """2,000 achievements, 2 s of load: exit 0, a check with no mismatch, no error, sane counts."""
+    env = child_env({"GOAL_ENGINE_DATABASE_URL": postgres_server_url})
+    args = ["--achievements", "2000", "--tenants", "2", "--workflows-per-tenant", "3", "--clients", "4"]
+    args += ["--duration", "2", "--warmup", "0.5", "--progress-every", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "goal_engine.bench.api", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "seed: " in done.stdout and "rows/s" in done.stdout  # the progress lines
+    path = Path(done.stdout.rsplit("report: ", 1)[1].strip())
+    report = json.loads(path.read_text())
+    assert report["ok"] and report["error"] is None
+    assert report["seed"]["achievements"] == 2000 and report["seed"]["workflows"] == 6
+    assert report["seed"]["enrollments"] > 2000  # the ones that did not convert too
+    assert report["check"]["mismatches"] == [] and report["check"]["compared"] >= 10
+    measure = report["measure"]
+    assert measure["non_2xx"] == 0 and measure["clients"] == 4
+    assert {e["name"] for e in measure["endpoints"]} == {
+        "stats",
+        "stats-window",
+        "tenant-stats",
+        "achievements",
+    }
+    for endpoint in measure["endpoints"]:
+        assert endpoint["requests"] > 0 and endpoint["non_2xx"] == 0, endpoint
+        latency = endpoint["latency"]
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"] < 10_000
+    assert measure["requests"] == sum(e["requests"] for e in measure["endpoints"])
+    assert 1.9 < measure["seconds"] < 15  # the window, and the last answers after it
+    # The run's database is gone.
+    name = report["setup"]["database"].rsplit("/", 1)[1]
+    assert not asyncio.run(_database_exists(postgres_server_url, name))
+
+
+async def _database_exists(server_url: str, name: str) -> bool:
+    conn = await asyncpg.connect(server_url)
+    try:
+        return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def two_databases(postgres_server_url: str) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Pool]]:
+    """A connection to a migrated database for the seed, a pool on another for the projector."""
+    names = [f"goal_engine_seedcheck_{uuid.uuid4().hex[:8]}_{side}" for side in ("seed", "fold")]
+    urls = [await create_database(postgres_server_url, name) for name in names]
+    for url in urls:
+        await upgrade_async(url)
+    conn = await asyncpg.connect(urls[0])
+    pool = await asyncpg.create_pool(urls[1], min_size=1, max_size=2)
+    try:
+        yield conn, pool
+    finally:
+        await conn.close()
+        await pool.close()
+        for name in names:
+            await drop_database(postgres_server_url, name)
+
+
+async def test_the_seeded_aggregates_are_what_the_projector_folds_from_the_seeded_log(
+    two_databases: tuple[asyncpg.Connection, asyncpg.Pool],
+) -> None:
+    seeded, folded = two_databases
+    await Seeder(seeded, plan(300, tenants=2, workflows_per_tenant=3), months=2, end=datetime.now(UTC)).run(
+        lambda line: None
+    )
+    records = await _log_as_records(seeded)
+    projector = Projector(folded, "")
+    for i in range(0, len(records), 500):
+        await projector.process_batch(records[i : i + 500])  # type: ignore[arg-type]
+
+    for table in [*AGGREGATES, "enrollments"]:
+        want = await _rows(folded, table)
+        got = await _rows(seeded, table)
+        assert want and got == want, table
+    columns = "id, workflow_id, workflow_enrollment_id, contact_id, goal_config_id, goal_type, achieved_at"
+    query = f"SELECT tenant_id, {columns} FROM workflow_goal_achievements ORDER BY tenant_id, id"
+    assert await seeded.fetch(query) == await folded.fetch(query)
+
+
+async def _rows(db: asyncpg.Connection | asyncpg.Pool, table: str) -> list[tuple[Any, ...]]:
+    """Every row, sorted; floats (sums of seconds) to the millisecond."""
+    rows = await db.fetch(f"SELECT * FROM {table}")
+    out = [tuple(round(v, 3) if isinstance(v, float) else v for v in r.values()) for r in rows]
+    return sorted(out, key=repr)
+
+
+async def _log_as_records(conn: asyncpg.Connection) -> list[object]:
+    """The seeded log as the worker and the other modules would have published it."""
+    enrollments = await conn.fetch("SELECT * FROM enrollments ORDER BY enrolled_at")
+    achievements = {
+        (r["tenant_id"], r["workflow_enrollment_id"]): r
+        for r in await conn.fetch("SELECT * FROM workflow_goal_achievements")
+    }
+    events = []
+    for e in enrollments:
+        tenant, contact = e["tenant_id"], e["contact_id"]
+        started = EnrollmentStarted(workflow_id=e["workflow_id"], enrollment_id=e["enrollment_id"])
+        events.append(
+            (Topic.ENROLLMENT_STARTED, str(uuid.uuid4()), tenant, contact, e["enrolled_at"], started)
+        )
+        if e["status"] == "completed_goal":
+            a = achievements[(tenant, e["enrollment_id"])]
+            trigger = json.loads(a["trigger_event"])
+            achieved = GoalAchieved(
+                id=str(a["id"]),
+                workflow_id=a["workflow_id"],
+                workflow_enrollment_id=a["workflow_enrollment_id"],
+                contact_id=contact,
+                goal_config_id=a["goal_config_id"],
+                goal_type=a["goal_type"],
+                achieved_at=a["achieved_at"],
+                trigger_event=TriggerEvent.model_validate(trigger),
+                metadata=json.loads(a["metadata"]),
+                enrolled_at=e["enrolled_at"],
+            )
+            events.append((Topic.GOAL_ACHIEVED, achieved.id, tenant, contact, a["achieved_at"], achieved))
+            exited = ExitGoal(
+                workflow_id=e["workflow_id"],
+                workflow_enrollment_id=e["enrollment_id"],
+                contact_id=contact,
+                goal_config_ids=e["goal_config_ids"],
+                exited_at=e["ended_at"],
+                enrolled_at=e["enrolled_at"],
+            )
+            exit_id = ids.exit_id(tenant, e["enrollment_id"])
+            events.append((Topic.EXIT_GOAL, exit_id, tenant, contact, e["ended_at"], exited))
+        elif e["status"] != "active":
+            ended = EnrollmentEnded(
+                workflow_id=e["workflow_id"], enrollment_id=e["enrollment_id"], reason=e["status"]
+            )
+            events.append((Topic.ENROLLMENT_ENDED, str(uuid.uuid4()), tenant, contact, e["ended_at"], ended))
+    records: list[object] = []
+    for offset, (topic, event_id, tenant, contact, time, data) in enumerate(events):
+        event = make_event(topic, event_id=event_id, tenant_id=tenant, time=time, subject=contact, data=data)
+        value = encode_event(event)
+        records.append(
+            type("Record", (), {"topic": str(topic), "partition": 0, "offset": offset, "value": value})
+        )
+    return records
