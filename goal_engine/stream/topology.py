@@ -1,0 +1,82 @@
+"""What the worker reads and writes: the Faust app, its topics and the contact table.
+
+Flow::
+
+    5 source topics + enrollment topics
+        --ingest-->  goal_engine.contact-events   (validated, keyed tenant:contact)
+        --evaluate-> workflow.goal.achieved, workflow.exit.goal
+
+Nothing here decides anything: :mod:`.steps` holds the per-record logic and
+:mod:`.worker` the order of the steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TableT
+
+from goal_engine.contract.topics import CONTACT_SCOPED_TOPICS, Topic
+from goal_engine.core.config import Settings
+from goal_engine.stream import transport
+
+#: The topics the worker publishes to.
+OUTPUT_TOPICS = (Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL, Topic.DEAD_LETTER)
+
+
+def new_app(settings: Settings) -> faust.App:
+    return transport.App(
+        settings.worker_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.table_store,
+        datadir=str(settings.state_dir),
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+        table_standby_replicas=0,
+        # A killed worker is noticed only when its session expires: until then its
+        # partitions wait, even for the same worker restarted.
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
+    )
+
+
+@dataclass(frozen=True)
+class Topology:
+    sources: faust.TopicT  # every contact-scoped source topic, as one stream
+    contact_events: faust.TopicT  # the re-keyed events, co-partitioned with ``contacts``
+    outputs: Mapping[Topic, faust.TopicT]
+    contacts: TableT  # one stored ContactState per tenant:contact (see stored.py)
+
+
+def build_topology(app: faust.App, settings: Settings, on_recover: Callable[[], Awaitable[None]]) -> Topology:
+    def raw_topic(topic: Topic, **kw: Any) -> faust.TopicT:
+        return app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw", **kw)
+
+    sources = app.topic(
+        *(settings.topic(t) for t in CONTACT_SCOPED_TOPICS), key_serializer="raw", value_serializer="raw"
+    )
+    contacts = app.Table(
+        "contacts",
+        default=None,
+        partitions=settings.partitions,
+        # Keys JSON: they come back from the changelog as the same str they went in as.
+        # Values raw: each is a JSON document as bytes (see stored.py for why).
+        # (Faust picks the changelog's serializer from value_type: bytes is "raw".)
+        value_type=bytes,
+        schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"),
+        on_recover=on_recover,
+    )
+    return Topology(
+        sources=sources,
+        contact_events=raw_topic(Topic.CONTACT_EVENTS, partitions=settings.partitions),
+        outputs={t: raw_topic(t) for t in OUTPUT_TOPICS},
+        contacts=contacts,
+    )
