@@ -30,7 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool = await asyncpg.create_pool(settings.database_url_asyncpg, min_size=2, max_size=10)
         app.state.relay = OutboxRelay(settings, app.state.pool)
         stop = asyncio.Event()
-        relay_task = asyncio.create_task(app.state.relay.run(stop))
+        relay_task = app.state.relay_task = asyncio.create_task(app.state.relay.run(stop))
         try:
             yield
         finally:
