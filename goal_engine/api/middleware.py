@@ -13,6 +13,8 @@ raw path) or ``unmatched``; ``status`` what the app answered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -27,6 +29,8 @@ from goal_engine.api.errors import error_response
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+#: After a 413, how much more of the body is read and dropped so the client sees the answer.
+DRAIN_BYTES, DRAIN_SECONDS = 4 * 1024 * 1024, 2.0
 
 REQUESTS = Counter("goal_engine_api_requests_total", "API requests", ["route", "method", "status"])
 LATENCY = Histogram("goal_engine_api_request_seconds", "API request latency", ["route", "method"])
@@ -126,6 +130,23 @@ class LimitAndMeasure:
         return counted
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Connection: close, so the server drops the rest of the body rather than reading it.
+        """Answer 413, then close the connection, after a short lingering drain.
+
+        A server that closes while the client is still sending resets the connection,
+        and the client's kernel discards the answer it had not read yet: the client sees
+        a reset, not the 413. So the answer goes out first, then what keeps arriving is
+        read and dropped (at most DRAIN_BYTES, DRAIN_SECONDS, never kept), then the
+        response ends and the server closes.
+        """
         response = error_response(413, BodyTooLarge(self.limit).detail, headers={"Connection": "close"})
-        await response(scope, receive, send)
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                drained = 0
+                while drained < DRAIN_BYTES:
+                    message = await receive()
+                    drained += len(message.get("body", b""))
+                    if message["type"] != "http.request" or not message.get("more_body", False):
+                        break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
