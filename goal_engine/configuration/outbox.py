@@ -83,6 +83,7 @@ class OutboxRelay:
                     # Outside the try below: a dead connection ends _serve, and run reconnects.
                     if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID):
                         self.healthy = True  # standing by: another relay holds it
+                        OUTBOX_BACKLOG.set(0)  # and reports the backlog: sum() over the APIs stays exact
                         await self._sleep(stop, 2.0)
                         continue
                     self._wakeup.clear()  # before reading: a NOTIFY during the round is kept

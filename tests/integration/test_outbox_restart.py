@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from goal_engine.core.config import REPO_ROOT, Settings
-from goal_engine.devstack.postgres import LocalPostgres, create_database
+from goal_engine.devstack.postgres import LocalPostgres, create_database, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command, wait_until
 from goal_engine.kafka.admin import create_topics
 from projections.migrate import upgrade
@@ -145,3 +145,37 @@ async def test_a_postgres_restart_under_two_relays_loses_nothing_and_keeps_order
     for api in two_apis:
         metrics = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{api.api_port}/metrics")).text
         assert "goal_engine_outbox_backlog 0.0" in metrics
+
+
+async def test_readiness_follows_the_relay_task(settings: Settings, postgres_server_url: str) -> None:
+    """In process: /readyz is 503 once the relay task has ended, 200 while it runs and succeeds."""
+    from goal_engine.api.main import create_app
+    from goal_engine.configuration.outbox import OutboxRelay
+
+    name = f"relay_ready_{uuid.uuid4().hex[:8]}"
+    url = await create_database(postgres_server_url, name)
+    await asyncio.to_thread(upgrade, url)
+    own = settings.model_copy(update={"database_url": url, "ready_check_peers": False})
+    app = create_app(own)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    relay = OutboxRelay(own, pool)
+    app.state.settings, app.state.pool, app.state.relay = own, pool, relay
+    stop = asyncio.Event()
+    app.state.relay_task = asyncio.create_task(relay.run(stop))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            ready = await eventually(
+                lambda: client.get("/readyz"), lambda r: r.status_code == 200, what="200"
+            )
+            assert ready.json()["checks"]["outbox_relay"] is True
+            stop.set()
+            relay.wake()
+            await app.state.relay_task
+            dead = await client.get("/readyz")
+            assert dead.status_code == 503 and dead.json()["checks"]["outbox_relay"] is False
+    finally:
+        stop.set()
+        await relay._close_producer()  # the readiness check's own, opened after the task ended
+        await pool.close()
+        await drop_database(postgres_server_url, name)
