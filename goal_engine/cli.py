@@ -114,14 +114,26 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from goal_engine.core.security import mint_token
+    from goal_engine.core.security import WeakSecret, mint_token, require_strong_secret, tenant_id_problem
+    from goal_engine.devstack.secret import read_development_secret
 
-    scopes = args.scope or ["workflows:read", "workflows:write"]
-    print(
-        mint_token(
-            settings.jwt_secret, tenant_id=args.tenant, subject=args.sub, scopes=scopes, ttl_seconds=args.ttl
-        )
+    if problem := tenant_id_problem(args.tenant):
+        print(f"goal-engine token: --tenant: {problem}", file=sys.stderr)
+        return 2
+    # Unset: the secret of the local stack (`make run`), so its API accepts the token.
+    secret = settings.jwt_secret or read_development_secret()
+    if not secret:
+        raise WeakSecret("GOAL_ENGINE_JWT_SECRET is not set, and `make run` has created no development one")
+    token = mint_token(
+        require_strong_secret(secret),
+        tenant_id=args.tenant,
+        subject=args.sub,
+        scopes=args.scope or ["workflows:read", "workflows:write"],
+        ttl_seconds=args.ttl,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
     )
+    print(token)
     return 0
 
 
@@ -199,7 +211,11 @@ COMMANDS = {
     "dev": (_dev, "run the whole local stack: Kafka, PostgreSQL, worker, projector, API (make run)"),
     "retention": (_retention, "drop achievement-log months older than the retention; create months ahead"),
     "projections": (_projections, "rebuild the read models from the Kafka log (stop the projector first)"),
-    "token": (_token, "mint a development API token (signed with GOAL_ENGINE_JWT_SECRET)"),
+    "token": (
+        _token,
+        "mint an API token signed with GOAL_ENGINE_JWT_SECRET (unset: the development secret "
+        "`make run` created in .local/)",
+    ),
     "send": (_send, "produce one CloudEvent to its topic (for trying the engine by hand)"),
     "schemas": (_schemas, "write schemas/ (JSON Schema of every topic) from the contract models"),
 }
@@ -263,7 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     fmt = settings.log_format if args.command in SERVICES else "text"
     configure_logging(settings.log_level, fmt, process=args.command)
     handler, _ = COMMANDS[args.command]
-    return handler(settings, args)
+    from goal_engine.core.security import WeakSecret
+
+    try:
+        return handler(settings, args)
+    except WeakSecret as exc:
+        # Before anything listens or connects: a clear line and exit 2, never a half-started service.
+        print(f"goal-engine {args.command}: refusing to start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -64,9 +64,13 @@ PUBLIC = {
 }
 
 
+#: The app refuses to be built without a strong secret; nothing is signed with this one.
+APP_SETTINGS = Settings(jwt_secret="tests-api-routes-secret-of-32-bytes-or-more")
+
+
 def app_routes() -> list[tuple[str, str]]:
     """(method, path) of every route the app serves, path parameters without their converter."""
-    app = create_app(Settings())
+    app = create_app(APP_SETTINGS)
     # FastAPI >= 0.160 keeps included routers as nodes; older versions list the routes flat.
     iterate = getattr(fastapi.routing, "iter_route_contexts", None)
     routes = list(iterate(app.routes)) if iterate else app.routes
@@ -78,4 +82,4 @@ def app_routes() -> list[tuple[str, str]]:
 
 
 def openapi_document() -> dict[str, Any]:
-    return create_app(Settings()).openapi()
+    return create_app(APP_SETTINGS).openapi()

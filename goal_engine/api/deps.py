@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from goal_engine.configuration.store import Actor
 from goal_engine.contract.events import ID_PATTERN
 from goal_engine.core.config import Settings
-from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, verify_token
+from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, token_policy, verify_token
 
 
 def _settings(request: Request) -> Settings:
@@ -40,7 +40,7 @@ async def _principal(
     if credentials is None:
         raise HTTPException(401, "missing bearer token", headers=challenge)
     try:
-        return verify_token(settings.jwt_secret, credentials.credentials)
+        return verify_token(settings.jwt_secret, credentials.credentials, token_policy(settings))
     except InvalidToken as exc:
         raise HTTPException(401, f"invalid token: {exc}", headers=challenge) from None
 

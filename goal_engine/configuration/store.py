@@ -1,9 +1,15 @@
-"""SQL of the configuration write side; every function is one transaction."""
+"""SQL of the configuration write side; every function is one transaction.
+
+Each reads what the rules need, asks ``goal_engine.domain.configuration`` whether
+the change is allowed, and persists it: the row, its audit entry and an outbox
+event, together or not at all.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,29 +26,24 @@ from goal_engine.contract.events import (
 )
 from goal_engine.contract.topics import Topic, workflow_key
 from goal_engine.domain import ids
-from goal_engine.domain.goals import (
-    GOAL_TYPES,
-    MAX_GOALS_PER_WORKFLOW,
-    GoalType,
-    InvalidCriteria,
-    canonical_criteria,
+from goal_engine.domain.configuration import (
+    CatalogEntry,
+    CatalogLookup,
+    ConfiguredGoal,
+    GoalDraft,
+    activation_violations,
+    canonical,
+    catalog_refs,
+    check_goal,
 )
+from goal_engine.domain.configuration import Conflict as Conflict  # re-exported: the API maps them
+from goal_engine.domain.configuration import Unprocessable as Unprocessable
 
 SOURCE = "goal-engine/api"
 
 
 class NotFound(Exception):
     pass
-
-
-class Conflict(Exception):
-    pass
-
-
-class Unprocessable(Exception):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,13 @@ async def list_goals(pool: asyncpg.Pool, tenant_id: str, workflow_id: str) -> li
 async def create_goal(
     pool: asyncpg.Pool, actor: Actor, workflow_id: str, goal_type: str, criteria: Any
 ) -> GoalConfig:
-    canonical = _canonical(goal_type, criteria)
+    draft = GoalDraft(goal_type, canonical(goal_type, criteria))
     async with pool.acquire() as conn, conn.transaction():
-        await _lock_workflow(conn, actor.tenant_id, workflow_id, create=True)
+        workflow = await _lock_workflow(conn, actor.tenant_id, workflow_id, create=True)
         goals = await _goals(conn, actor.tenant_id, workflow_id)
-        if len(goals) >= MAX_GOALS_PER_WORKFLOW:
-            raise Unprocessable([f"a workflow has at most {MAX_GOALS_PER_WORKFLOW} goals"])
-        _reject_duplicate(goals, goal_type, canonical)
+        armed = workflow["status"] == "active"
+        catalog = await _catalog(conn, actor.tenant_id, [draft] if armed else [])
+        check_goal(goals, draft, creating=True, armed=armed, catalog=catalog)
         row = await conn.fetchrow(
             f"""
             INSERT INTO workflow_goals (tenant_id, id, workflow_id, goal_type, criteria, created_by)
@@ -91,7 +92,7 @@ async def create_goal(
             uuid.uuid4(),
             workflow_id,
             goal_type,
-            json.dumps(canonical),
+            json.dumps(draft.criteria),
             actor.subject,
         )
         goal = _goal(row)
@@ -111,14 +112,19 @@ async def update_goal(
     is_active: bool | None,
 ) -> GoalConfig:
     async with pool.acquire() as conn, conn.transaction():
-        await _lock_workflow(conn, actor.tenant_id, workflow_id)
+        workflow = await _lock_workflow(conn, actor.tenant_id, workflow_id)
         goals = await _goals(conn, actor.tenant_id, workflow_id)
         before = next((g for g in goals if g.id == goal_id), None)
         if before is None:
             raise NotFound("goal not found")
         new_type = goal_type or before.goal_type
-        canonical = _canonical(new_type, criteria if criteria is not None else before.criteria)
-        _reject_duplicate([g for g in goals if g.id != goal_id], new_type, canonical)
+        draft = GoalDraft(
+            new_type, canonical(new_type, criteria if criteria is not None else before.criteria), goal_id
+        )
+        armed = workflow["status"] == "active" and (before.is_active if is_active is None else is_active)
+        catalog = await _catalog(conn, actor.tenant_id, [draft] if armed else [])
+        others = [g for g in goals if g.id != goal_id]
+        check_goal(others, draft, creating=False, armed=armed, catalog=catalog)
         row = await conn.fetchrow(
             f"""
             UPDATE workflow_goals SET goal_type = $3, criteria = $4,
@@ -128,7 +134,7 @@ async def update_goal(
             actor.tenant_id,
             uuid.UUID(goal_id),
             new_type,
-            json.dumps(canonical),
+            json.dumps(draft.criteria),
             is_active,
         )
         goal = _goal(row)
@@ -172,44 +178,14 @@ async def set_logic(
         return await _publish_goal_change(conn, actor.tenant_id, workflow_id, "settings_updated", None)
 
 
-async def activation_violations(conn: asyncpg.Connection, tenant_id: str, workflow_id: str) -> list[str]:
-    """Every reason the workflow may not be activated (R13), empty when it may."""
-    violations: list[str] = []
-    for goal in await _goals(conn, tenant_id, workflow_id):
-        where = f"goal {goal.id} ({goal.goal_type})"
-        try:
-            criteria = GOAL_TYPES[GoalType(goal.goal_type)].criteria_model.model_validate(goal.criteria)
-        except (ValueError, KeyError) as exc:
-            violations.append(f"{where}: invalid criteria: {exc}")
-            continue
-        for ref in GOAL_TYPES[GoalType(goal.goal_type)].references(criteria):
-            entity = await conn.fetchrow(
-                """
-                SELECT parent_id FROM catalog_entities
-                WHERE tenant_id = $1 AND kind = $2 AND entity_id = $3 AND NOT deleted
-                """,
-                tenant_id,
-                ref.kind,
-                ref.entity_id,
-            )
-            if entity is None:
-                violations.append(
-                    f"{where}: {ref.field} {ref.entity_id!r}: no such {ref.kind} in the catalog"
-                )
-            elif ref.parent_id is not None and entity["parent_id"] != ref.parent_id:
-                violations.append(
-                    f"{where}: {ref.field} {ref.entity_id!r} is not a stage of pipeline {ref.parent_id!r}"
-                )
-    return violations
-
-
 async def set_status(
     pool: asyncpg.Pool, actor: Actor, workflow_id: str, status: Literal["active", "inactive"]
 ) -> WorkflowSnapshot:
     async with pool.acquire() as conn, conn.transaction():
         before = await _lock_workflow(conn, actor.tenant_id, workflow_id, create=status == "active")
         if status == "active":
-            violations = await activation_violations(conn, actor.tenant_id, workflow_id)
+            goals = await _goals(conn, actor.tenant_id, workflow_id)
+            violations = activation_violations(goals, await _catalog(conn, actor.tenant_id, goals))
             if violations:
                 raise Unprocessable(violations)
         await conn.execute(
@@ -237,23 +213,33 @@ async def set_status(
 # --- internals ----------------------------------------------------------------------
 
 
-def _canonical(goal_type: str, criteria: Any) -> dict[str, Any]:
-    try:
-        return canonical_criteria(goal_type, criteria)
-    except InvalidCriteria as exc:
-        raise Unprocessable(exc.errors) from None
-
-
-def _reject_duplicate(goals: list[GoalConfig], goal_type: str, canonical: dict[str, Any]) -> None:
-    if any(g.goal_type == goal_type and g.criteria == canonical for g in goals):
-        raise Conflict("the workflow already has a goal of this type with these criteria")
-
-
 def _uuid_or_404(goal_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(goal_id)
     except ValueError:
         raise NotFound("goal not found") from None
+
+
+async def _catalog(
+    conn: asyncpg.Connection, tenant_id: str, goals: Sequence[ConfiguredGoal]
+) -> CatalogLookup:
+    """The tenant's live catalog entries the goals reference, in one query, as a lookup."""
+    refs = catalog_refs(goals)
+    found: dict[tuple[str, str], CatalogEntry] = {}
+    if refs:
+        rows = await conn.fetch(
+            """
+            SELECT c.kind, c.entity_id, c.parent_id
+            FROM unnest($2::text[], $3::text[]) AS r (kind, entity_id)
+            JOIN catalog_entities c USING (kind, entity_id)
+            WHERE c.tenant_id = $1 AND NOT c.deleted
+            """,
+            tenant_id,
+            [r.kind for r in refs],
+            [r.entity_id for r in refs],
+        )
+        found = {(r["kind"], r["entity_id"]): CatalogEntry(r["parent_id"]) for r in rows}
+    return lambda kind, entity_id: found.get((kind, entity_id))
 
 
 async def _goals(conn: asyncpg.Connection, tenant_id: str, workflow_id: str) -> list[GoalConfig]:

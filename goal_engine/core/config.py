@@ -34,9 +34,21 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     jwt_secret: str = Field(
-        "goal-engine-dev-secret-change-me-in-production", description="HS256 secret of API tokens"
+        "",
+        description="HS256 secret of API tokens, at least 32 bytes; the API refuses to start without "
+        "one (`make run` generates one into .local/)",
     )
-    max_body_bytes: int = Field(64 * 1024, description="largest request body the API accepts")
+    jwt_audience: str | None = Field(None, description="when set, a token's `aud` must be this")
+    jwt_issuer: str | None = Field(None, description="when set, a token's `iss` must be this")
+    jwt_leeway_seconds: float = Field(
+        10.0, ge=0, le=300, description="clock skew tolerated on a token's `exp` and `iat`"
+    )
+    jwt_max_lifetime_seconds: int = Field(
+        24 * 3600, ge=60, description="longest lifetime (exp - iat) of a token the API accepts"
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1, description="largest request body the API accepts, counted as it arrives"
+    )
 
     # --- stream worker ----------------------------------------------------------
     worker_id: str = Field("goal-engine", description="Faust app id: the consumer group of the workers")

@@ -5,7 +5,9 @@ Steps, in order:
    broker fetched from Maven Central (first run only) on 127.0.0.1:9092;
 2. PostgreSQL: GOAL_ENGINE_DATABASE_URL, else the embedded server on 127.0.0.1:5433;
 3. create missing topics, apply migrations;
-4. start the worker, the projector and the API as child processes;
+4. start the worker, the projector and the API as child processes; unless
+   GOAL_ENGINE_JWT_SECRET is set, the API gets the checkout's development
+   secret (goal_engine/devstack/secret.py), the one `goal-engine token` uses;
 5. wait for GET /readyz to answer 200, print the URLs and how to get a token;
 6. on Ctrl-C / SIGTERM, or when a child dies: stop the children, then
    PostgreSQL and Kafka (the ones this command started), and exit.
@@ -24,10 +26,12 @@ from contextlib import ExitStack
 from types import FrameType
 
 from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.core.security import require_strong_secret
 from goal_engine.devstack import DevstackError
 from goal_engine.devstack.kafka import KafkaBroker
 from goal_engine.devstack.postgres import LocalPostgres
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
+from goal_engine.devstack.secret import development_secret
 
 log = logging.getLogger("goal_engine.devstack")
 
@@ -54,8 +58,12 @@ def run_dev_stack(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
+    overrides: dict[str, str] = {}
+    if settings.jwt_secret:
+        require_strong_secret(settings.jwt_secret)  # the API would refuse it: say so before starting
+    else:
+        overrides["GOAL_ENGINE_JWT_SECRET"] = development_secret()
     with ExitStack() as stack:
-        overrides: dict[str, str] = {}
         try:
             if "GOAL_ENGINE_KAFKA_BOOTSTRAP" in os.environ:
                 log.info("using the Kafka broker at %s", settings.kafka_bootstrap)

@@ -120,6 +120,10 @@ class PipelineStageReachedCriteria(_Criteria):
 # --- matchers: pure functions of (criteria, event data) ------------------------
 
 
+#: Criteria compared without regard to case, by the matchers and by the duplicate rule alike.
+CASE_INSENSITIVE_FIELDS = frozenset({"tag_name"})
+
+
 def _match_tag(c: TagAddedCriteria, d: TagAdded) -> bool:
     if c.tag_id is not None and c.tag_id != d.tag_id:
         return False

@@ -35,7 +35,7 @@ async def test_tokens_and_scopes(stack: Settings, api: httpx.AsyncClient) -> Non
     )
     assert (await api.get("/goal-types", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
     expired = mint_token(
-        stack.jwt_secret, tenant_id="t", subject="u", scopes=["workflows:read"], ttl_seconds=-5
+        stack.jwt_secret, tenant_id="t", subject="u", scopes=["workflows:read"], ttl_seconds=-60
     )
     assert (await api.get("/goal-types", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
     reader = bearer(stack, "t", "workflows:read")

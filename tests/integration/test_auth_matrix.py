@@ -5,7 +5,8 @@ of test ids, and it fails until ``tests/api_routes.py`` says which scope it
 needs and what another tenant must see. Each route, each case:
 
 - 401: no token, a bad signature, a tampered payload, expired, ``alg: none``,
-  another algorithm (HS256 is pinned), a required claim missing;
+  another algorithm (HS256 is pinned), a required claim missing, a tenant id or
+  subject with control characters (or ``:``), a lifetime past the maximum;
 - 403: a token with the other scope only, or with none;
 - another tenant: 404 for a resource it addresses (the owner gets 2xx for the
   same request); a write that creates lands in the caller's own tenant; a
@@ -84,12 +85,21 @@ BAD_TOKENS = {
     "not a JWT": lambda secret: "not-a-jwt",
     "other secret": lambda secret: jwt.encode(_claims(), "another-secret-of-at-least-32-bytes!", "HS256"),
     "tampered payload": _tampered,
-    "expired": lambda secret: jwt.encode(_claims(exp=time.time() - 5), secret, "HS256"),
+    # Past the deployment's clock leeway (10 s by default).
+    "expired": lambda secret: jwt.encode(_claims(exp=time.time() - 60), secret, "HS256"),
     "alg none": lambda secret: f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}.",
     "alg HS512": lambda secret: jwt.encode(_claims(), secret, "HS512"),
     "no exp": lambda secret: jwt.encode(_claims(exp=None), secret, "HS256"),
     "no tenant_id": lambda secret: jwt.encode(_claims(tenant_id=None), secret, "HS256"),
     "empty tenant_id": lambda secret: jwt.encode(_claims(tenant_id=""), secret, "HS256"),
+    # Keys join tenant and contact with ":" (and asyncpg refuses NUL): a 401, never a 500 or a collision.
+    "tenant_id with a NUL": lambda secret: jwt.encode(_claims(tenant_id="vic\x00tim"), secret, "HS256"),
+    "tenant_id with a newline": lambda secret: jwt.encode(_claims(tenant_id="vic\ntim"), secret, "HS256"),
+    "tenant_id with a colon": lambda secret: jwt.encode(_claims(tenant_id="a:b"), secret, "HS256"),
+    "sub with a NUL": lambda secret: jwt.encode(_claims(sub="mal\x00lory"), secret, "HS256"),
+    "a year-long token": lambda secret: jwt.encode(
+        _claims(iat=int(time.time()), exp=time.time() + 365 * 86400), secret, "HS256"
+    ),
 }
 
 

@@ -230,7 +230,7 @@ def test_every_metric_the_dashboard_queries_is_exported(exported: set[str]) -> N
 
 def test_the_exported_set_is_read_from_the_code(code_exported: set[str]) -> None:
     # Guards the discovery itself: an empty or partial scan would make the tests above vacuous.
-    assert {"goal_engine.stream.metrics", "projections.metrics", "goal_engine.api.main"} <= set(
+    assert {"goal_engine.stream.metrics", "projections.metrics", "goal_engine.api.middleware"} <= set(
         metric_modules()
     )
     assert {"goal_engine_exits_total", "goal_engine_api_request_seconds_bucket"} <= code_exported

@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
-    """200 only when the database, Kafka (via the relay) and every peer process are up."""
+    """200 only when the database, Kafka, the outbox relay and every peer process are up."""
     state = request.app.state
     checks: dict[str, bool] = {}
     try:
@@ -27,6 +27,8 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception:
         checks["postgres"] = False
     checks["kafka"] = state.relay.connected or await state.relay.kafka_reachable()
+    # A relay that died or keeps failing leaves configuration changes unpublished.
+    checks["outbox_relay"] = not state.relay_task.done() and state.relay.healthy
     async with httpx.AsyncClient(timeout=1.0) as client:
         for name, url in state.settings.peer_ready_urls.items():
             try:
