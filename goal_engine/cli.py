@@ -117,11 +117,11 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.core.security import mint_token
 
     scopes = args.scope or ["workflows:read", "workflows:write"]
-    print(
-        mint_token(
-            settings.jwt_secret, tenant_id=args.tenant, subject=args.sub, scopes=scopes, ttl_seconds=args.ttl
-        )
+    token = mint_token(
+        settings.jwt_secret, tenant_id=args.tenant, subject=args.sub, scopes=scopes, ttl_seconds=args.ttl
     )
+    # In the fragment, which the browser never sends: the console moves it to the tab's session.
+    print(f"http://127.0.0.1:{settings.api_port}/console/#token={token}" if args.console else token)
     return 0
 
 
@@ -230,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable; default both",
     )
     tok.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires (default 3600)")
+    tok.add_argument(
+        "--console",
+        action="store_true",
+        help="print a link that opens the goal console signed in with the token (local API port)",
+    )
     send = parsers["send"]
     send.add_argument("type", help="the event type = topic, e.g. contact.tag.added")
     send.add_argument("--tenant", required=True, help="tenantid")
