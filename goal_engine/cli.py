@@ -61,7 +61,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    from goal_engine.kafka.admin import ensure_topics, topic_specs
+    from goal_engine.kafka.admin import ensure_topics, wanted_topics
 
     changes = asyncio.run(ensure_topics(settings, dry_run=args.check))
     would = "would be " if args.check else ""
@@ -70,7 +70,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{change.topic}: {would}created")
         for key, (was, now) in change.altered.items():
             print(f"{change.topic}: {key} {was or '(broker default)'} -> {now} ({would}altered)")
-    total = len(topic_specs(settings))
+    total = len(wanted_topics(settings))
     print(f"{total - len(changes)} of {total} topic(s) already as specified")
     return 1 if args.check and changes else 0
 
