@@ -223,6 +223,76 @@ async def test_a_422_shows_each_violation_beside_its_goal(
     await screenshot(page, "activation-violations")
 
 
+async def test_another_tenants_workflow_is_invisible(
+    stack: Settings, api: httpx.AsyncClient, page: Page, console_url: str
+) -> None:
+    owner, workflow = new_id("owner"), new_id("wf-secret")
+    created = await api.post(
+        f"/workflows/{workflow}/goals",
+        json={"goal_type": "form_submitted", "criteria": {"form_id": "form-of-the-owner"}},
+        headers=bearer(stack, owner),
+    )
+    assert created.status_code == 201, created.text
+    await sign_in(page, console_url, token(stack, new_id("other")))
+    await expect(page.get_by_text("No workflows yet")).to_be_visible()
+    await page.get_by_label("Search workflows").fill(workflow)
+    await expect(page.get_by_text(f"No workflow matches “{workflow}”.")).to_be_visible()
+    await page.goto(f"{console_url}#/workflows/{workflow}/achievements")
+    await expect(page.get_by_role("alert")).to_contain_text("No such workflow")
+    await page.get_by_role("link", name="Goals").click()
+    await expect(page.get_by_text("No goals yet")).to_be_visible()
+    await expect(page.get_by_text("form-of-the-owner")).to_have_count(0)
+
+
+async def test_the_layout_holds_at_360_px_and_works_by_keyboard(
+    stack: Settings, page: Page, console_url: str
+) -> None:
+    await page.set_viewport_size({"width": 360, "height": 780})
+    await page.goto(console_url)
+    await expect(page.get_by_label("API token")).to_be_focused()
+    await page.keyboard.type(token(stack, new_id("narrow")))
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Workflows", level=1)).to_be_visible()
+    workflow = new_id("wf-a-rather-long-workflow-name")
+    await open_workflow(page, workflow)
+    await page.get_by_role("button", name="Add goal").focus()
+    await page.keyboard.press("Enter")
+    goal_type = page.get_by_role("region", name="Goal 1").get_by_label("Goal type")
+    await expect(goal_type).to_be_focused()
+    await goal_type.select_option("pipeline_stage_reached")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Pipeline (required)")).to_be_focused()
+    await page.keyboard.type("pl-1")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("st-won")
+    await page.keyboard.press("Enter")  # submits the goals form: Save
+    await expect(page.get_by_role("status")).to_contain_text("Saved.")
+    for screen in ("", "/analytics", "/achievements"):
+        await page.goto(f"{console_url}#/workflows/{workflow}{screen}")
+        await expect(page.get_by_role("heading", name=workflow)).to_be_visible()
+        await asyncio.sleep(0.2)  # one frame of layout after the render
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{screen or 'goals'} is {width} px wide at 360 px"
+        if screen == "/analytics":
+            await screenshot(page, "analytics-360")
+    await page.goto(f"{console_url}#/audit")
+    await expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+async def test_the_console_is_served_with_a_policy_that_forbids_other_origins(
+    stack: Settings, console_url: str
+) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(console_url)
+    assert response.status_code == 200
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert '<script type="module" src="js/app.js">' in response.text
+
+
 async def test_activate_then_watch_analytics_and_achievements_update_live(
     stack: Settings, page: Page, console_url: str, sender: EventSender
 ) -> None:
@@ -291,67 +361,3 @@ async def test_activate_then_watch_analytics_and_achievements_update_live(
     await expect(audit).to_contain_text("goal.created")
     await expect(audit).to_contain_text("alice")
     await screenshot(page, "audit")
-
-
-async def test_another_tenants_workflow_is_invisible(
-    stack: Settings, api: httpx.AsyncClient, page: Page, console_url: str
-) -> None:
-    owner, workflow = new_id("owner"), new_id("wf-secret")
-    created = await api.post(
-        f"/workflows/{workflow}/goals",
-        json={"goal_type": "form_submitted", "criteria": {"form_id": "f-secret"}},
-        headers=bearer(stack, owner),
-    )
-    assert created.status_code == 201, created.text
-    await sign_in(page, console_url, token(stack, new_id("other")))
-    await expect(page.get_by_text("No workflows yet")).to_be_visible()
-    await page.get_by_label("Search workflows").fill(workflow)
-    await expect(page.get_by_text(f"No workflow matches “{workflow}”.")).to_be_visible()
-    await page.goto(f"{console_url}#/workflows/{workflow}/achievements")
-    await expect(page.get_by_role("alert")).to_contain_text("No such workflow")
-    await page.get_by_role("link", name="Goals").click()
-    await expect(page.get_by_text("No goals yet")).to_be_visible()
-    await expect(page.get_by_text("f-secret")).to_have_count(0)
-
-
-async def test_the_layout_holds_at_360_px_and_works_by_keyboard(
-    stack: Settings, page: Page, console_url: str
-) -> None:
-    await page.set_viewport_size({"width": 360, "height": 780})
-    await page.goto(console_url)
-    await expect(page.get_by_label("API token")).to_be_focused()
-    await page.keyboard.type(token(stack, new_id("narrow")))
-    await page.keyboard.press("Tab")
-    await expect(page.get_by_role("button", name="Sign in")).to_be_focused()
-    await page.keyboard.press("Enter")
-    await expect(page.get_by_role("heading", name="Workflows", level=1)).to_be_visible()
-    workflow = new_id("wf-a-rather-long-workflow-name")
-    await open_workflow(page, workflow)
-    await page.get_by_role("button", name="Add goal").focus()
-    await page.keyboard.press("Enter")
-    goal_type = page.get_by_role("region", name="Goal 1").get_by_label("Goal type")
-    await expect(goal_type).to_be_focused()
-    await goal_type.select_option("pipeline_stage_reached")
-    await page.keyboard.press("Tab")
-    await expect(page.get_by_label("Pipeline (required)")).to_be_focused()
-    for screen in ("", "/analytics", "/achievements"):
-        await page.goto(f"{console_url}#/workflows/{workflow}{screen}")
-        await expect(page.get_by_role("heading", name=workflow)).to_be_visible()
-        await asyncio.sleep(0.2)  # one frame of layout after the render
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 360, f"{screen or 'goals'} is {width} px wide at 360 px"
-    await page.goto(f"{console_url}#/audit")
-    await expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
-    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
-    await screenshot(page, "analytics-360")
-
-
-async def test_the_console_is_served_with_a_policy_that_forbids_other_origins(
-    stack: Settings, console_url: str
-) -> None:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(console_url)
-    assert response.status_code == 200
-    assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert response.headers["referrer-policy"] == "no-referrer"
-    assert '<script type="module" src="js/app.js">' in response.text

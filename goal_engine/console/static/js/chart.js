@@ -40,7 +40,7 @@ export function seriesChart(series, { from, to, interval }) {
   const enrolled = buckets.reduce((a, b) => a + b.enrolled, 0);
   const achieved = buckets.reduce((a, b) => a + b.achieved, 0);
   const top = Math.max(1, ...buckets.map((b) => Math.max(b.enrolled, b.achieved)));
-  const [W, H, left, bottom] = [720, 220, 36, 24];
+  const [W, H, left, bottom] = [960, 240, 36, 24];
   const slot = (W - left) / Math.max(1, buckets.length);
   const y = (v) => H - bottom - ((H - bottom - 8) * v) / top;
   const every = Math.ceil(buckets.length / 8);

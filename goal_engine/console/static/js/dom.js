@@ -53,6 +53,7 @@ export function when(value) {
 
 export function hours(value) {
   if (value === null || value === undefined) return "–";
+  if (value * 60 < 1) return `${Math.round(value * 3600)} s`;
   if (value < 1) return `${Math.round(value * 60)} min`;
   if (value < 48) return `${value.toFixed(1)} h`;
   return `${(value / 24).toFixed(1)} d`;
@@ -68,8 +69,15 @@ export function percent(value) {
 
 // Every `ms` while the tab is visible, and at once when it becomes visible again; returns a stop.
 export function whileVisible(ms, refresh) {
-  const tick = () => {
-    if (document.visibilityState === "visible") refresh();
+  let busy = false; // a slow answer is not asked for again until it is in
+  const tick = async () => {
+    if (busy || document.visibilityState !== "visible") return;
+    busy = true;
+    try {
+      await refresh();
+    } finally {
+      busy = false;
+    }
   };
   const timer = setInterval(tick, ms);
   document.addEventListener("visibilitychange", tick);

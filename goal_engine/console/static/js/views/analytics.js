@@ -120,8 +120,8 @@ export async function analyticsView(main, workflowId) {
   function render(all, windowed, range) {
     replace(
       figures,
-      figure("Conversion rate", percent(all.conversion_rate), "enrollments exited on a goal"),
-      figure("Goals achieved", number(all.goals_achieved), "enrollments exited on a goal"),
+      figure("Conversion rate", percent(all.conversion_rate), "of the enrollments exited on a goal"),
+      figure("Goals achieved", number(all.goals_achieved), "enrollments that exited on a goal"),
       figure("Total enrolled", number(all.total_enrolled)),
       figure("Average time to goal", hours(all.avg_time_to_goal_hours), "enrollment to exit"),
     );
@@ -142,7 +142,7 @@ export async function analyticsView(main, workflowId) {
         "table",
         { class: "data", "aria-label": "Time to goal" },
         h("caption", {}, `Time to goal, all time (percentiles within ${error} %)`),
-        h("thead", {}, h("tr", {}, ["", "Achieved", "Conversion", "Average", "p50", "p90", "p99"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Goal", "Achieved", "Conversion", "Average", "p50", "p90", "p99"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
         h(
           "tbody",
           {},

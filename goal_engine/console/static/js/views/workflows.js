@@ -65,7 +65,11 @@ export async function workflowsView(main) {
       const sorted = state.sort === key;
       return h(
         "th",
-        { scope: "col", "aria-sort": sorted ? (state.order === "asc" ? "ascending" : "descending") : "none" },
+        {
+          scope: "col",
+          class: first === "desc" ? "num" : null,
+          "aria-sort": sorted ? (state.order === "asc" ? "ascending" : "descending") : "none",
+        },
         h(
           "button",
           { type: "button", class: "sort", "data-sort": key, onclick: () => sortBy(key, first) },
@@ -77,7 +81,7 @@ export async function workflowsView(main) {
     return h(
       "table",
       { class: "data", "aria-label": "Workflows" },
-      h("thead", {}, h("tr", {}, head, h("th", { scope: "col" }, "Goals"))),
+      h("thead", {}, h("tr", {}, head, h("th", { scope: "col", class: "num" }, "Goals"))),
       h(
         "tbody",
         {},
