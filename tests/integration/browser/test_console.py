@@ -294,7 +294,7 @@ async def test_the_console_is_served_with_a_policy_that_forbids_other_origins(
 
 
 async def test_activate_then_watch_analytics_and_achievements_update_live(
-    stack: Settings, page: Page, console_url: str, sender: EventSender
+    stack: Settings, api: httpx.AsyncClient, page: Page, console_url: str, sender: EventSender
 ) -> None:
     tenant, workflow, tag = new_id("live"), new_id("wf"), new_id("tag")
     entity = {"kind": "tag", "entity_id": tag, "name": "Purchased", "parent_id": None, "deleted": False}
@@ -341,20 +341,37 @@ async def test_activate_then_watch_analytics_and_achievements_update_live(
     await expect(timing).to_contain_text("Contact receives a specific tag")
     await page.get_by_label("Window", exact=True).select_option("7d")
     await expect(page.get_by_label("Bucket", exact=True)).to_have_value("day")
+    await expect(page.get_by_role("img", name="Enrolled and achieved per day")).to_be_visible()
     await expect(page.locator("figcaption")).to_contain_text("1 enrolled, 1 achieved in the window")
     await page.get_by_label("Window", exact=True).select_option("custom")
     await expect(page.get_by_label("From", exact=True)).to_be_visible()
     await page.get_by_label("Bucket", exact=True).select_option("hour")
     await page.get_by_label("Window", exact=True).select_option("24h")
+    # The chart is the last choice's, however the answers of the earlier ones arrive.
+    await expect(page.get_by_role("img", name="Enrolled and achieved per hour")).to_be_visible()
     await expect(page.locator("figcaption")).to_contain_text("1 enrolled, 1 achieved in the window")
     await screenshot(page, "analytics")
     assert await page.evaluate("window.notReloaded") is True
 
+    for other in ("wf-onboarding", "wf-win-back"):
+        goal = {"goal_type": "form_submitted", "criteria": {"form_id": f"form-{other}"}}
+        assert (
+            await api.post(f"/workflows/{other}/goals", json=goal, headers=bearer(stack, tenant))
+        ).is_success
     await page.get_by_role("link", name="Workflows").first.click()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=workflow))
     await expect(row).to_contain_text("Active")
     await expect(row).to_contain_text("100.0 %")
+    table = page.get_by_role("table", name="Workflows")
+    await expect(table.locator("tbody tr").first).to_contain_text(workflow)  # best converting first
+    await page.get_by_role("button", name="Workflow").click()
+    await expect(page.locator("th[aria-sort='ascending']")).to_contain_text("Workflow")
+    ids = sorted([workflow, "wf-onboarding", "wf-win-back"])
+    await expect(table.locator("tbody th[scope='row']")).to_have_text(ids)
     await screenshot(page, "workflows")
+    await page.get_by_label("Search workflows").fill("win")
+    await expect(table.locator("tbody tr")).to_have_count(1)
+    await expect(table).to_contain_text("wf-win-back")
     await page.get_by_role("link", name="Audit trail").click()
     audit = page.get_by_role("table", name="Audit trail")
     await expect(audit).to_contain_text("workflow.activated")

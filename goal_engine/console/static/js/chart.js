@@ -66,7 +66,7 @@ export function seriesChart(series, { from, to, interval }) {
   return h(
     "figure",
     { class: "chart-box" },
-    svg,
+    h("div", { class: "chart-scroll" }, svg),
     h(
       "figcaption",
       {},

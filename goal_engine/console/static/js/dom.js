@@ -53,7 +53,8 @@ export function when(value) {
 
 export function hours(value) {
   if (value === null || value === undefined) return "–";
-  if (value * 60 < 1) return `${Math.round(value * 3600)} s`;
+  // The API's averages have 36 s steps (hundredths of an hour): under a minute is all one can say.
+  if (value * 60 < 1) return "< 1 min";
   if (value < 1) return `${Math.round(value * 60)} min`;
   if (value < 48) return `${value.toFixed(1)} h`;
   return `${(value / 24).toFixed(1)} d`;

@@ -37,6 +37,7 @@ export async function analyticsView(main, workflowId) {
   const titles = Object.fromEntries((await loadGoalTypes()).map((t) => [t.goal_type, t.title]));
   const figures = h("div", { class: "figures" });
   const timing = h("div", { class: "table-wrap" });
+  const timingNote = h("p", { class: "muted small" });
   const chart = h("div");
   const problem = h("p", { class: "error", role: "alert", hidden: true });
   const updated = h("p", { class: "muted small" });
@@ -93,7 +94,9 @@ export async function analyticsView(main, workflowId) {
   toInput.addEventListener("change", refresh);
   custom.hidden = choice.window !== "custom";
 
+  let latest = 0; // answers of an earlier choice that arrive late are dropped
   async function refresh() {
+    const asked = ++latest;
     const [from, to] = range();
     if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()) || from >= to) {
       problem.textContent = "Choose a start before the end.";
@@ -107,11 +110,12 @@ export async function analyticsView(main, workflowId) {
           query: { from: from.toISOString(), to: to.toISOString(), interval: choice.interval },
         }),
       ]);
+      if (asked !== latest) return;
       problem.hidden = true;
       render(all, windowed, { from, to, interval: choice.interval });
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s while this tab is visible.`;
     } catch (exc) {
-      if (exc.status === 401) return;
+      if (exc.status === 401 || asked !== latest) return;
       problem.textContent = exc.status === 404 ? "No such workflow: nothing configured or enrolled yet." : exc.message;
       problem.hidden = false;
     }
@@ -136,12 +140,12 @@ export async function analyticsView(main, workflowId) {
         ["p50", "p90", "p99"].map((p) => h("td", { class: "num" }, hours(s.time_to_goal_hours[p]))),
       );
     const error = Math.round(all.time_to_goal_hours.relative_error * 1000) / 10;
+    timingNote.textContent = `All time; the percentiles are within ${error} % of the exact value.`;
     replace(
       timing,
       h(
         "table",
-        { class: "data", "aria-label": "Time to goal" },
-        h("caption", {}, `Time to goal, all time (percentiles within ${error} %)`),
+        { class: "data", "aria-labelledby": "time-to-goal" },
         h("thead", {}, h("tr", {}, ["Goal", "Achieved", "Conversion", "Average", "p50", "p90", "p99"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
         h(
           "tbody",
@@ -159,6 +163,8 @@ export async function analyticsView(main, workflowId) {
     workflowHeader(workflowId, "/analytics"),
     h("h2", { class: "sr-only" }, "All time"),
     figures,
+    h("h2", { id: "time-to-goal" }, "Time to goal"),
+    timingNote,
     timing,
     h("h2", {}, "Over time"),
     h(

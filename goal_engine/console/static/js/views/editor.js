@@ -186,7 +186,7 @@ export async function editorView(main, workflowId) {
         await attempt(c, () => call(`${wf(workflowId)}/goals/${goal.id}`, { method: "PATCH", body: { is_active: false } }));
       }
     }
-    if (model.logic !== model.savedLogic || !model.exists) {
+    if (model.logic !== model.savedLogic) {
       try {
         await call(`${wf(workflowId)}/goal-settings`, { method: "PUT", body: { logic: model.logic } });
       } catch (exc) {
