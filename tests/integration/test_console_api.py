@@ -129,5 +129,9 @@ async def test_workflows_list_with_status_and_conversion_sorted_searched_paged(
     assert [w["workflow_id"] for w in second["workflows"]] == [enrolled] and second["next_offset"] is None
     assert (await page(offset=5))["total"] == 2  # past the end, still counted
     assert (await api.get("/workflows", params={"sort": "secret"}, headers=auth)).status_code == 422
+    # PostgreSQL text holds no NUL: refused with a reason, never a 500 (found by the fuzzer).
+    for path in ("/workflows", "/catalog"):
+        refused = await api.get(path, params={"q": "a\x00b"}, headers=auth)
+        assert refused.status_code == 422 and refused.json()["error"]["details"][0].startswith("query.q:")
     other = await api.get("/workflows", headers=bearer(stack, new_id("other")))
     assert other.json() == {"workflows": [], "total": 0, "next_offset": None}

@@ -10,21 +10,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from goal_engine.api.deps import PoolDep, Reader
+from goal_engine.api.deps import PoolDep, Reader, Search
 from goal_engine.api.errors import ERROR_RESPONSES
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from goal_engine.api.schemas import CatalogEntity, CatalogPage
 from goal_engine.configuration.store import Unprocessable
+from goal_engine.contract.events import ID_PATTERN
 from goal_engine.domain.goals import CatalogKind
 from projections import queries
 
 router = APIRouter(tags=["catalog"], responses=ERROR_RESPONSES)
 
-Search = Annotated[
-    str | None, Query(min_length=1, max_length=200, description="part of the name or id, any case")
-]
 Parent = Annotated[
-    str | None, Query(min_length=1, max_length=200, description="only the stages of this pipeline")
+    str | None,
+    Query(min_length=1, max_length=200, pattern=ID_PATTERN, description="only the stages of this pipeline"),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
+from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, Search, WorkflowId, Writer, actor
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from goal_engine.api.schemas import (
@@ -36,7 +36,7 @@ Sort = Literal["workflow_id", "status", "total_enrolled", "goals_achieved", "con
 async def list_workflows(
     pool: PoolDep,
     who: Reader,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="part of the id")] = None,
+    q: Search = None,
     sort: Annotated[Sort, Query(description="the column to order by (then the id)")] = "workflow_id",
     order: Annotated[Literal["asc", "desc"], Query(description="ascending or descending")] = "asc",
     limit: Limit = 50,
