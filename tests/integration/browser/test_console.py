@@ -223,6 +223,48 @@ async def test_a_422_shows_each_violation_beside_its_goal(
     await screenshot(page, "activation-violations")
 
 
+async def test_edit_remove_and_deactivate_goals(
+    stack: Settings, api: httpx.AsyncClient, page: Page, console_url: str
+) -> None:
+    tenant, workflow = new_id("edit"), new_id("wf")
+    auth = bearer(stack, tenant)
+    for criteria in ({"any_purchase": True}, {"min_amount": "10"}):
+        body = {"goal_type": "purchase_made", "criteria": criteria}
+        assert (await api.post(f"/workflows/{workflow}/goals", json=body, headers=auth)).status_code == 201
+    await sign_in(page, console_url, token(stack, tenant))
+    await page.get_by_role("link", name=workflow).click()
+    first, second = page.get_by_role("region", name="Goal 1"), page.get_by_role("region", name="Goal 2")
+    await expect(first.get_by_label("Any purchase")).to_be_checked()
+    await expect(second.get_by_label("Minimum amount")).to_have_value("10")
+    await page.get_by_role("button", name="Activate", exact=True).click()
+    await expect(page.locator(".title-row .badge")).to_have_text("Active")
+
+    await second.get_by_label("Minimum amount").fill("20")
+    await second.get_by_label("Currency (of the minimum)").fill("EUR")
+    await first.get_by_label("Goal active").uncheck()
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_contain_text("Saved.")
+    goals = (await api.get(f"/workflows/{workflow}/goals", headers=auth)).json()["goals"]
+    assert [(g["criteria"], g["is_active"]) for g in goals] == [
+        ({"any_purchase": True}, False),
+        ({"min_amount": "20", "currency": "EUR"}, True),
+    ]
+
+    await page.get_by_role("button", name="Remove goal 1").click()
+    await expect(page.get_by_role("region", name="Goal 2")).to_have_count(0)
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_contain_text("Saved.")
+    goals = (await api.get(f"/workflows/{workflow}/goals", headers=auth)).json()["goals"]
+    assert [g["criteria"] for g in goals] == [{"min_amount": "20", "currency": "EUR"}]
+
+    await page.get_by_role("button", name="Deactivate").click()
+    await expect(page.get_by_role("status")).to_contain_text("Deactivated")
+    await expect(page.locator(".title-row .badge")).to_have_text("Inactive")
+    await expect(page.get_by_role("button", name="Deactivate")).to_be_disabled()
+    settings = (await api.get(f"/workflows/{workflow}/goal-settings", headers=auth)).json()
+    assert settings["status"] == "inactive"
+
+
 async def test_another_tenants_workflow_is_invisible(
     stack: Settings, api: httpx.AsyncClient, page: Page, console_url: str
 ) -> None:
