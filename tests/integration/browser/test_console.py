@@ -21,7 +21,7 @@ from playwright.async_api import Locator, Page, expect
 
 from goal_engine.core.config import REPO_ROOT, Settings
 from tests.integration.browser.conftest import screenshot, sign_in, token
-from tests.integration.helpers import EventSender, bearer, cloud_event, settings_env
+from tests.integration.helpers import EventSender, bearer, cloud_event, eventually, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -263,6 +263,35 @@ async def test_edit_remove_and_deactivate_goals(
     await expect(page.get_by_role("button", name="Deactivate")).to_be_disabled()
     settings = (await api.get(f"/workflows/{workflow}/goal-settings", headers=auth)).json()
     assert settings["status"] == "inactive"
+
+
+async def test_analytics_refresh_only_while_the_tab_is_visible(
+    stack: Settings, api: httpx.AsyncClient, page: Page, console_url: str
+) -> None:
+    tenant, workflow = new_id("visible"), new_id("wf")
+    body = {"goal_type": "form_submitted", "criteria": {"form_id": "f-1"}}
+    assert (
+        await api.post(f"/workflows/{workflow}/goals", json=body, headers=bearer(stack, tenant))
+    ).is_success
+    await sign_in(page, console_url, token(stack, tenant))
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/goals/stats" in r.url else None)
+    await page.goto(f"{console_url}#/workflows/{workflow}/analytics")
+    await expect(page.get_by_role("region", name="Total enrolled")).to_contain_text("0")
+    await page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    await asyncio.sleep(0.5)  # an answer already on its way may still land
+    before = len(asked)
+    await asyncio.sleep(11)  # two refresh periods (5 s): an absence can only be waited for
+    assert len(asked) == before, "refreshed while the tab was hidden"
+    await page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    # Visible again: a refresh at once, not at the next period.
+    await eventually(lambda: asyncio.sleep(0, len(asked)), lambda n: n > before, timeout=3, what="a refresh")
 
 
 async def test_another_tenants_workflow_is_invisible(
