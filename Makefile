@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench bench-api clean
+.PHONY: help install install-browser run test test-unit test-browser lint format schemas deploy-check monitor bench bench-api clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,11 +21,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv, install the package and the Kafka broker (Maven Central)
 
+# The console's browser tests drive Debian's chromium (Playwright's own browser download
+# cannot work here); apt-get waits for another apt's lock instead of failing.
+install-browser:  ## Debian's chromium for the console's browser tests (apt-get, as root)
+	@command -v chromium >/dev/null || { \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+	        --no-install-recommends chromium >/dev/null; }
+
 run: install  ## start Kafka, PostgreSQL, worker, projector and API on 127.0.0.1:8000 (Ctrl-C stops all)
 	$(VENV)/bin/goal-engine dev
 
-test: install  ## unit and integration tests (real Kafka and PostgreSQL, started by the tests)
+test: install install-browser  ## unit, integration and browser tests (real Kafka, PostgreSQL, chromium)
 	$(PY) -m pytest
+
+test-browser: install install-browser  ## only the console's tests in chromium (starts the whole stack)
+	$(PY) -m pytest tests/integration/browser
 
 test-unit: install  ## only the pure unit tests (no broker, no database)
 	$(PY) -m pytest tests/unit

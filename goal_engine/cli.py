@@ -61,7 +61,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
-    from goal_engine.kafka.admin import ensure_topics, topic_specs
+    from goal_engine.kafka.admin import ensure_topics, wanted_topics
 
     changes = asyncio.run(ensure_topics(settings, dry_run=args.check))
     would = "would be " if args.check else ""
@@ -70,7 +70,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{change.topic}: {would}created")
         for key, (was, now) in change.altered.items():
             print(f"{change.topic}: {key} {was or '(broker default)'} -> {now} ({would}altered)")
-    total = len(topic_specs(settings))
+    total = len(wanted_topics(settings))
     print(f"{total - len(changes)} of {total} topic(s) already as specified")
     return 1 if args.check and changes else 0
 
@@ -133,7 +133,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
     )
-    print(token)
+    # In the fragment, which the browser never sends: the console moves it to the tab's session.
+    print(f"http://127.0.0.1:{settings.api_port}/console/#token={token}" if args.console else token)
     return 0
 
 
@@ -246,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable; default both",
     )
     tok.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires (default 3600)")
+    tok.add_argument(
+        "--console",
+        action="store_true",
+        help="print a link that opens the goal console signed in with the token (local API port)",
+    )
     send = parsers["send"]
     send.add_argument("type", help="the event type = topic, e.g. contact.tag.added")
     send.add_argument("--tenant", required=True, help="tenantid")

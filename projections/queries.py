@@ -109,3 +109,131 @@ async def audit_entries(
 
 def _json_or_none(value: str | None) -> Any:
     return json.loads(value) if value is not None else None
+
+
+# --- what the console lists: the catalog and the tenant's workflows -----------------
+
+
+def _like(q: str) -> str:
+    """A case-insensitive substring pattern for ILIKE, the user's % and _ taken literally."""
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def catalog_entities(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    *,
+    kind: str | None,
+    q: str | None,
+    parent_id: str | None,
+    limit: int,
+    after: tuple[str, str, str] | None,
+) -> list[dict[str, Any]]:
+    """The tenant's catalog (not deleted) by name; ``q`` matches the name or the id.
+
+    ``after`` is the (name, kind, entity_id) of the last row seen: keyset pages
+    stay stable while the projector adds entities.
+    """
+    rows = await pool.fetch(
+        """
+        SELECT kind, entity_id, name, parent_id, changed_at FROM catalog_entities
+        WHERE tenant_id = $1 AND NOT deleted
+          AND ($2::text IS NULL OR kind = $2)
+          AND ($3::text IS NULL OR name ILIKE $3 OR entity_id ILIKE $3)
+          AND ($4::text IS NULL OR parent_id = $4)
+          AND ($5::text IS NULL OR (name, kind, entity_id) > ($5, $6::text, $7::text))
+        ORDER BY name, kind, entity_id
+        LIMIT $8
+        """,
+        tenant_id,
+        kind,
+        _like(q) if q else None,
+        parent_id,
+        *(after or (None, None, None)),
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+#: What the workflows list may be ordered by (the API's ``sort`` values), each a SQL expression.
+WORKFLOW_SORTS = {
+    "workflow_id": "workflow_id",
+    "status": "status",
+    "total_enrolled": "total_enrolled",
+    "goals_achieved": "goals_achieved",
+    "conversion_rate": "conversion_rate",
+}
+
+
+async def workflow_overview(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    *,
+    q: str | None,
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """The tenant's workflows (configured or enrolled into) with status, goals and totals.
+
+    One page of them, ordered by ``sort`` (a key of :data:`WORKFLOW_SORTS`,
+    then the id), and how many match in all.
+    """
+    order = f"{WORKFLOW_SORTS[sort]} {'DESC' if descending else 'ASC'}, workflow_id"
+    rows = await pool.fetch(
+        f"""
+        WITH ids AS (
+            SELECT workflow_id FROM workflows WHERE tenant_id = $1
+            UNION SELECT workflow_id FROM workflow_stats WHERE tenant_id = $1
+        ), overview AS (
+            SELECT ids.workflow_id,
+                   coalesce(w.status, 'inactive') AS status, coalesce(w.logic, 'any') AS logic,
+                   (SELECT count(*) FROM workflow_goals g
+                     WHERE g.tenant_id = $1 AND g.workflow_id = ids.workflow_id) AS goals,
+                   coalesce(s.total_enrolled, 0) AS total_enrolled,
+                   coalesce(s.goals_achieved, 0) AS goals_achieved,
+                   coalesce(round(100.0 * s.goals_achieved / nullif(s.total_enrolled, 0), 1), 0.0)
+                       AS conversion_rate,
+                   s.timed_exits, s.time_to_goal_seconds
+            FROM ids
+            LEFT JOIN workflows w ON w.tenant_id = $1 AND w.workflow_id = ids.workflow_id
+            LEFT JOIN workflow_stats s ON s.tenant_id = $1 AND s.workflow_id = ids.workflow_id
+            WHERE $2::text IS NULL OR ids.workflow_id ILIKE $2
+        )
+        SELECT *, count(*) OVER () AS matching FROM overview ORDER BY {order} LIMIT $3 OFFSET $4
+        """,
+        tenant_id,
+        _like(q) if q else None,
+        limit,
+        offset,
+    )
+    total = int(rows[0]["matching"]) if rows else 0
+    if not rows and offset:
+        # Past the end: the count still tells the client how many there are.
+        total = int(
+            await pool.fetchval(
+                """
+                SELECT count(*) FROM (SELECT workflow_id FROM workflows WHERE tenant_id = $1
+                    UNION SELECT workflow_id FROM workflow_stats WHERE tenant_id = $1) ids
+                WHERE $2::text IS NULL OR workflow_id ILIKE $2
+                """,
+                tenant_id,
+                _like(q) if q else None,
+            )
+        )
+    return [_overview_row(r) for r in rows], total
+
+
+def _overview_row(r: asyncpg.Record) -> dict[str, Any]:
+    timed = r["timed_exits"] or 0
+    return {
+        "workflow_id": r["workflow_id"],
+        "status": r["status"],
+        "logic": r["logic"],
+        "goals": int(r["goals"]),
+        "total_enrolled": int(r["total_enrolled"]),
+        "goals_achieved": int(r["goals_achieved"]),
+        "conversion_rate": float(r["conversion_rate"]),
+        "avg_time_to_goal_hours": round(r["time_to_goal_seconds"] / timed / 3600, 2) if timed else None,
+    }

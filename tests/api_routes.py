@@ -51,6 +51,9 @@ CONTRACT: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/goal-types"): Rule(READ, "global"),
     ("GET", "/api/v1/goals/stats"): Rule(READ, "tenant_wide"),
     ("GET", "/api/v1/audit"): Rule(READ, "tenant_wide"),
+    # What the console lists (README, The goal console).
+    ("GET", "/api/v1/workflows"): Rule(READ, "tenant_wide"),
+    ("GET", "/api/v1/catalog"): Rule(READ, "tenant_wide"),
 }
 PUBLIC = {
     ("GET", "/healthz"),

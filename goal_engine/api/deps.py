@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from goal_engine.configuration.store import Actor
-from goal_engine.contract.events import ID_PATTERN
+from goal_engine.contract.events import ID_PATTERN, NAME_PATTERN
 from goal_engine.core.config import Settings
 from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, token_policy, verify_token
 
@@ -69,6 +69,12 @@ WorkflowId = Annotated[
 GoalId = Annotated[uuid.UUID, Path(description="the goal's id")]
 EnrollmentId = Annotated[
     str, Path(min_length=1, max_length=200, pattern=ID_PATTERN, description="the enrollment's id")
+]
+
+#: A search string of the console's lists (no NUL: PostgreSQL text cannot hold one).
+Search = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200, pattern=NAME_PATTERN, description="part of the name or id, any case"),
 ]
 
 

@@ -12,8 +12,9 @@ from fastapi import Depends, FastAPI
 from goal_engine.api.deps import reject_unknown_query_parameters
 from goal_engine.api.errors import install_error_handlers
 from goal_engine.api.middleware import LimitAndMeasure
-from goal_engine.api.routes import analytics, audit, goal_types, goals, health, workflows
+from goal_engine.api.routes import analytics, audit, catalog, goal_types, goals, health, workflows
 from goal_engine.configuration.outbox import OutboxRelay
+from goal_engine.console import console_app
 from goal_engine.core.config import Settings
 from goal_engine.core.security import require_strong_secret
 
@@ -51,9 +52,12 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     install_error_handlers(app)
-    for router in (goals.router, workflows.router, analytics.router, goal_types.router, audit.router):
+    routers = (goals.router, workflows.router, workflows.collection_router, analytics.router,
+               goal_types.router, audit.router, catalog.router)  # fmt: skip
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.mount("/console", console_app(), name="console")
 
     app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     return app

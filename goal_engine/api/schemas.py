@@ -337,3 +337,47 @@ class AuditPage(BaseModel):
 
     entries: list[AuditEntry]
     next_cursor: str | None
+
+
+_CATALOG_ENTITY = {
+    "kind": "tag",
+    "entity_id": "tag-123",
+    "name": "Purchased",
+    "changed_at": "2026-03-01T09:00:00Z",
+}
+
+
+class CatalogEntity(BaseModel):
+    model_config = _examples(_CATALOG_ENTITY)
+
+    kind: Literal["tag", "form", "pipeline", "pipeline_stage", "product", "calendar", "service"]
+    entity_id: str
+    name: str
+    parent_id: str | None = Field(default=None, description="the pipeline of a stage, else null")
+    changed_at: datetime = Field(description="when catalog.entity.changed last named it")
+
+
+class CatalogPage(BaseModel):
+    model_config = _examples({"entities": [_CATALOG_ENTITY], "next_cursor": _NEXT_CURSOR})
+
+    entities: list[CatalogEntity] = Field(description="by name, then kind and id")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+
+
+_WORKFLOW_ROW = {**_SUMMARY, "status": "active", "logic": "any", "goals": 2}
+
+
+class WorkflowRow(WorkflowSummary):
+    model_config = _examples(_WORKFLOW_ROW)
+
+    status: Literal["active", "inactive"]
+    logic: Literal["any", "all"]
+    goals: int = Field(description="goals configured (at most 3)")
+
+
+class WorkflowPage(BaseModel):
+    model_config = _examples({"workflows": [_WORKFLOW_ROW], "total": 1, "next_offset": 50})
+
+    workflows: list[WorkflowRow]
+    total: int = Field(description="workflows matching q, on every page")
+    next_offset: int | None = Field(description="pass as ?offset= for the next page; null at the end")

@@ -62,6 +62,20 @@ class GoalType(StrEnum):
         return schema
 
 
+def _field(title: str, catalog: CatalogKind | None = None, parent: str | None = None) -> Any:
+    """A criterion's title and, for a reference, the catalog kind it names (``x-catalog``).
+
+    The console renders a form from this JSON Schema: a titled input, and a
+    catalog picker for a reference (a stage's picker filtered by its ``x-catalog-parent``).
+    """
+    extra: dict[str, Any] = {}
+    if catalog is not None:
+        extra["x-catalog"] = catalog
+    if parent is not None:
+        extra["x-catalog-parent"] = parent
+    return Field(title=title, json_schema_extra=extra or None)
+
+
 class _Criteria(BaseModel):
     # Unknown keys are an error here (not ignored as in events): a typo in a
     # goal would otherwise silently widen it to "any".
@@ -69,10 +83,11 @@ class _Criteria(BaseModel):
 
 
 class TagAddedCriteria(_Criteria):
-    tag_id: CriteriaId | None = None
-    tag_name: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NAME_PATTERN)] | None = (
-        None
-    )
+    tag_id: Annotated[CriteriaId | None, _field("Tag", "tag")] = None
+    tag_name: Annotated[
+        Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NAME_PATTERN)] | None,
+        _field("Tag name (any case)"),
+    ] = None
 
     @model_validator(mode="after")
     def _one_given(self) -> TagAddedCriteria:
@@ -82,10 +97,14 @@ class TagAddedCriteria(_Criteria):
 
 
 class PurchaseMadeCriteria(_Criteria):
-    any_purchase: bool = False
-    product_id: CriteriaId | None = None
-    min_amount: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] | None = None
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    any_purchase: Annotated[bool, _field("Any purchase")] = False
+    product_id: Annotated[CriteriaId | None, _field("Product", "product")] = None
+    min_amount: Annotated[
+        Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] | None, _field("Minimum amount")
+    ] = None
+    currency: Annotated[
+        Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None, _field("Currency (of the minimum)")
+    ] = None
 
     @model_validator(mode="after")
     def _one_given(self) -> PurchaseMadeCriteria:
@@ -97,9 +116,9 @@ class PurchaseMadeCriteria(_Criteria):
 
 
 class AppointmentBookedCriteria(_Criteria):
-    any_appointment: bool = False
-    calendar_id: CriteriaId | None = None
-    service_id: CriteriaId | None = None
+    any_appointment: Annotated[bool, _field("Any appointment")] = False
+    calendar_id: Annotated[CriteriaId | None, _field("Calendar", "calendar")] = None
+    service_id: Annotated[CriteriaId | None, _field("Service", "service")] = None
 
     @model_validator(mode="after")
     def _one_given(self) -> AppointmentBookedCriteria:
@@ -109,12 +128,12 @@ class AppointmentBookedCriteria(_Criteria):
 
 
 class FormSubmittedCriteria(_Criteria):
-    form_id: CriteriaId
+    form_id: Annotated[CriteriaId, _field("Form", "form")]
 
 
 class PipelineStageReachedCriteria(_Criteria):
-    pipeline_id: CriteriaId
-    stage_id: CriteriaId
+    pipeline_id: Annotated[CriteriaId, _field("Pipeline", "pipeline")]
+    stage_id: Annotated[CriteriaId, _field("Stage", "pipeline_stage", parent="pipeline_id")]
 
 
 # --- matchers: pure functions of (criteria, event data) ------------------------

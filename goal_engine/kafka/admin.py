@@ -30,6 +30,15 @@ HISTORY_TOPICS: tuple[Topic, ...] = (
 )
 
 
+#: The worker's contact table (``goal_engine/stream``): Faust names its changelog
+#: "{app id}-{table}-changelog", and the app id is ``worker_id``.
+CONTACTS_TABLE = "contacts"
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.worker_id}-{CONTACTS_TABLE}-changelog"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     topic: Topic
@@ -84,6 +93,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
+def wanted_topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
+    """Every topic ``ensure_topics`` manages, by name: its partitions and config."""
+    wanted = {settings.topic(s.topic): (s.partitions, s.config) for s in topic_specs(settings)}
+    # The worker's changelog too, co-partitioned with contact events. Left to Faust, it is
+    # created as the worker starts, and a worker whose consumer saw it before its partitions
+    # existed crashes on its first write (PartitionsMismatch: "has 0 partitions").
+    wanted[changelog_topic(settings)] = (settings.partitions, {"cleanup.policy": "compact"})
+    return wanted
+
+
 async def ensure_topics(settings: Settings, *, dry_run: bool = False) -> list[TopicChange]:
     """Make every topic match :func:`topic_specs`; returns what changed. Steps:
 
@@ -98,26 +117,25 @@ async def ensure_topics(settings: Settings, *, dry_run: bool = False) -> list[To
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        specs = {settings.topic(s.topic): s for s in topic_specs(settings)}
+        specs = wanted_topics(settings)
         missing = [name for name in specs if name not in existing]
         changes = [TopicChange(name, created=True) for name in missing]
         if missing and not dry_run:
             # Another process may create them between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(n, specs[n].partitions, 1, topic_configs=specs[n].config) for n in missing]
+                    [NewTopic(n, specs[n][0], 1, topic_configs=specs[n][1]) for n in missing]
                 )
         present = [name for name in specs if name in existing]
         overrides = await _topic_overrides(admin, present) if present else {}
         altered = []
         for name in present:
             current = overrides[name]
-            diff = {k: (current.get(k), v) for k, v in specs[name].config.items() if current.get(k) != v}
+            config = specs[name][1]
+            diff = {k: (current.get(k), v) for k, v in config.items() if current.get(k) != v}
             if diff:
                 changes.append(TopicChange(name, altered=diff))
-                altered.append(
-                    ConfigResource(ConfigResourceType.TOPIC, name, {**current, **specs[name].config})
-                )
+                altered.append(ConfigResource(ConfigResourceType.TOPIC, name, {**current, **config}))
         if altered and not dry_run:
             _raise_on_errors("alter configs", await admin.alter_configs(altered))
         if changes and not dry_run:

@@ -173,13 +173,19 @@ async def test_a_missing_scope_is_403(
 
 @dataclass(frozen=True)
 class Owned:
-    """Tenant A's resources: a workflow with a goal, and an enrollment in another workflow."""
+    """Tenant A's resources: a workflow with a goal, an enrollment in another workflow, a tag."""
 
     tenant: str
     workflow_id: str
     goal_id: str
     enrolled_workflow_id: str
     enrollment_id: str
+    tag_id: str
+
+    @property
+    def marks(self) -> set[str]:
+        """What names a row of A's in a tenant-wide answer."""
+        return {self.workflow_id, self.enrolled_workflow_id, self.tag_id}
 
     def ids(self, route: tuple[str, str]) -> dict[str, str]:
         enrollment = "{enrollment_id}" in route[1]
@@ -188,25 +194,32 @@ class Owned:
 
 
 @pytest.fixture(scope="module")
-async def enrollment(stack: Settings) -> tuple[str, str, str]:
-    """(tenant, workflow, enrollment) projected once for the module: it takes a trip through Kafka."""
+async def enrollment(stack: Settings) -> tuple[str, str, str, str]:
+    """(tenant, workflow, enrollment, tag) projected once for the module: a trip through Kafka."""
     tenant, workflow, enrollment = f"a-{uuid.uuid4().hex[:8]}", f"wf-{uuid.uuid4().hex[:8]}", "en-a"
+    tag = f"tag-{uuid.uuid4().hex[:8]}"
     sender = EventSender(stack)
     await sender.start()
     try:
         data = {"workflow_id": workflow, "enrollment_id": enrollment}
         await sender.send(cloud_event("workflow.enrollment.started", tenant, data, "contact-a"))
+        entity = {"kind": "tag", "entity_id": tag, "name": "A's tag", "parent_id": None, "deleted": False}
+        await sender.send(cloud_event("catalog.entity.changed", tenant, entity))
     finally:
         await sender.stop()
-    url = f"http://127.0.0.1:{stack.api_port}/api/v1/workflows/{workflow}/enrollments/{enrollment}"
+    base = f"http://127.0.0.1:{stack.api_port}/api/v1"
     async with httpx.AsyncClient(headers=bearer(stack, tenant)) as client:
+        url = f"{base}/workflows/{workflow}/enrollments/{enrollment}"
         await eventually(lambda: client.get(url), lambda r: r.status_code == 200, what="the enrollment")
-    return tenant, workflow, enrollment
+        await eventually(
+            lambda: client.get(f"{base}/catalog"), lambda r: tag in r.text, what="the catalog entity"
+        )
+    return tenant, workflow, enrollment, tag
 
 
 @pytest.fixture
-async def owned(stack: Settings, client: httpx.AsyncClient, enrollment: tuple[str, str, str]) -> Owned:
-    tenant, enrolled_workflow, enrollment_id = enrollment
+async def owned(stack: Settings, client: httpx.AsyncClient, enrollment: tuple[str, str, str, str]) -> Owned:
+    tenant, enrolled_workflow, enrollment_id, tag = enrollment
     workflow = f"wf-{uuid.uuid4().hex[:8]}"
     created = await client.post(
         f"/api/v1/workflows/{workflow}/goals",
@@ -214,7 +227,7 @@ async def owned(stack: Settings, client: httpx.AsyncClient, enrollment: tuple[st
         headers=bearer(stack, tenant, sub="alice"),
     )
     assert created.status_code == 201, created.text
-    return Owned(tenant, workflow, created.json()["id"], enrolled_workflow, enrollment_id)
+    return Owned(tenant, workflow, created.json()["id"], enrolled_workflow, enrollment_id, tag)
 
 
 @pytest.mark.parametrize("route", PROTECTED, ids=route_id)
@@ -239,10 +252,10 @@ async def test_another_tenant_cannot_reach_it(
         audit = (await client.get("/api/v1/audit", headers=mine)).json()["entries"]
         assert {e["actor"] for e in audit} == {"alice"}
     elif rule.isolation == "tenant_wide":
-        # The owner's answer names one of its workflows (the audit log the configured one,
-        # the stats the enrolled one); the other tenant's names neither.
+        # The owner's answer names one of its rows (the audit log the configured workflow,
+        # the stats the enrolled one, the catalog its tag); the other tenant's names none.
         own = (await call(client, route, mine)).text
-        assert owned.workflow_id in own or owned.enrolled_workflow_id in own
-        assert owned.workflow_id not in response.text and owned.enrolled_workflow_id not in response.text
+        assert any(mark in own for mark in owned.marks)
+        assert not any(mark in response.text for mark in owned.marks)
     else:
         assert response.json() == (await call(client, route, mine)).json()

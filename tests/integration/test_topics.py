@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from goal_engine.contract.topics import CONFIG_TOPICS, Topic
 from goal_engine.core.config import REPO_ROOT, Settings
-from goal_engine.kafka.admin import HISTORY_TOPICS, TopicChange, ensure_topics
+from goal_engine.kafka.admin import HISTORY_TOPICS, TopicChange, changelog_topic, ensure_topics
 from tests.integration.helpers import settings_env
 
 pytestmark = pytest.mark.integration
@@ -48,8 +48,11 @@ async def test_topics_keep_history_and_a_rerun_restores_drift(
     kafka_bootstrap: str, admin: AIOKafkaAdminClient
 ) -> None:
     prefix = f"topics-{uuid.uuid4().hex[:8]}."
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, partitions=1)
-    names = [settings.topic(t) for t in Topic]
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, partitions=1, worker_id=f"{prefix}worker"
+    )
+    # The worker's changelog is created with the rest, before any worker could race Faust to it.
+    names = [settings.topic(t) for t in Topic] + [changelog_topic(settings)]
     try:
         created = await ensure_topics(settings)
         assert [c.topic for c in created if c.created] == names
@@ -66,6 +69,7 @@ async def test_topics_keep_history_and_a_rerun_restores_drift(
                 assert config["cleanup.policy"] == "delete", topic
         assert (await effective(admin, settings.topic(Topic.CATALOG_ENTITY_CHANGED)))["retention.ms"] == "-1"
         assert {Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL, Topic.DEAD_LETTER} <= set(HISTORY_TOPICS)
+        assert (await effective(admin, changelog_topic(settings)))["cleanup.policy"] == "compact"
 
         # Drift: someone shortens the achievements' retention and sets an unrelated override.
         achieved = settings.topic(Topic.GOAL_ACHIEVED)
@@ -80,7 +84,7 @@ async def test_topics_keep_history_and_a_rerun_restores_drift(
         fix = cli(settings)
         assert fix.returncode == 0, fix.stderr
         assert f"{achieved}: retention.ms 3600000 -> {history_ms} (altered)" in fix.stdout
-        assert "14 of 15 topic(s) already as specified" in fix.stdout
+        assert "15 of 16 topic(s) already as specified" in fix.stdout
         config = await effective(admin, achieved)
         assert config["retention.ms"] == str(history_ms)
         assert config["max.message.bytes"] == "2000000", "an override we do not manage was dropped"

@@ -22,3 +22,12 @@ def test_every_topic_the_projector_replays_keeps_the_history() -> None:
         assert int(specs[topic]["retention.ms"]) == (400 + 31) * DAY_MS, topic
     # The goal sources only feed the live worker: they need not hold two years.
     assert int(specs[Topic.TAG_ADDED]["retention.ms"]) == 30 * DAY_MS
+
+
+def test_the_worker_changelog_that_ensure_topics_creates_is_the_one_faust_writes() -> None:
+    from goal_engine.kafka.admin import changelog_topic
+    from goal_engine.stream.app import create_app
+
+    settings = Settings(worker_id="goal-engine-x")
+    app = create_app(settings)
+    assert [t.changelog_topic.get_topic_name() for t in app.tables.values()] == [changelog_topic(settings)]

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, WorkflowId, Writer, actor
+from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, Search, WorkflowId, Writer, actor
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
-from goal_engine.api.schemas import AchievementOut, AchievementPage, EnrollmentOut, WorkflowStatus
+from goal_engine.api.schemas import (
+    AchievementOut,
+    AchievementPage,
+    EnrollmentOut,
+    WorkflowPage,
+    WorkflowRow,
+    WorkflowStatus,
+)
 from goal_engine.configuration import store
 from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import queries
@@ -18,6 +26,31 @@ from projections import queries
 router = APIRouter(
     prefix="/workflows/{workflow_id}", tags=["workflows"], responses=ERROR_RESPONSES | NOT_FOUND
 )
+#: The tenant's workflows as a collection (no workflow id in the path).
+collection_router = APIRouter(tags=["workflows"], responses=ERROR_RESPONSES)
+
+Sort = Literal["workflow_id", "status", "total_enrolled", "goals_achieved", "conversion_rate"]
+
+
+@collection_router.get("/workflows", response_model=WorkflowPage)
+async def list_workflows(
+    pool: PoolDep,
+    who: Reader,
+    q: Search = None,
+    sort: Annotated[Sort, Query(description="the column to order by (then the id)")] = "workflow_id",
+    order: Annotated[Literal["asc", "desc"], Query(description="ascending or descending")] = "asc",
+    limit: Limit = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip")] = 0,
+) -> WorkflowPage:
+    """Every workflow of the tenant (configured, or enrolled into) with status and conversion."""
+    rows, total = await queries.workflow_overview(
+        pool, who.tenant_id, q=q, sort=sort, descending=order == "desc", limit=limit, offset=offset
+    )
+    return WorkflowPage(
+        workflows=[WorkflowRow.model_validate(r) for r in rows],
+        total=total,
+        next_offset=offset + limit if offset + limit < total else None,
+    )
 
 
 @router.post("/activate", response_model=WorkflowStatus)
