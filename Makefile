@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench bench-api clean
+.PHONY: help install run test test-unit test-fast test-integration lint format schemas deploy-check monitor bench bench-api clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,11 +24,18 @@ install: $(STAMP)  ## create .venv, install the package and the Kafka broker (Ma
 run: install  ## start Kafka, PostgreSQL, worker, projector and API on 127.0.0.1:8000 (Ctrl-C stops all)
 	$(VENV)/bin/goal-engine dev
 
-test: install  ## unit and integration tests (real Kafka and PostgreSQL, started by the tests)
-	$(PY) -m pytest
+test: install  ## every tier: the fast ones first (a quick failure), then integration
+	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m integration
 
-test-unit: install  ## only the pure unit tests (no broker, no database)
+test-unit: install  ## only the pure unit tests (no broker, no database), seconds
 	$(PY) -m pytest tests/unit
+
+test-fast: install  ## every test not marked integration: unit and the in-process API tier, seconds
+	$(PY) -m pytest -m "not integration"
+
+test-integration: install  ## the tests against real Kafka and PostgreSQL (marked integration)
+	$(PY) -m pytest -m integration
 
 bench: install  ## benchmark one worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 200")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)
