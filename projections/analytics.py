@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from projections.histogram import RELATIVE_ERROR, bin_of, percentile
+from projections.histogram import RELATIVE_ERROR, bin_of, percentiles
 
 Interval = Literal["hour", "day", "week"]
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -98,92 +98,93 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
     return Segments((first_day, last_day), ((first_hour, first_day), (last_day, last_hour)), partial)
 
 
-# Every read answers rows of one shape: (kind, start, goal_type, bin, n1, n2, n3, f1), where
-# kind says what the figures are:
+# Every read answers rows of one shape: (kind, start, goal_type, n1, n2, n3, f1, bins, counts,
+# seconds), where kind says what the figures are:
 #   k  n1 = 1 if the tenant has the workflow
 #   a  activity: n1 enrolled, n2 achieved (exits), n3 timed exits, f1 their seconds
 #   t  achievements of goal_type: n1
-#   h  exits in time-to-goal bin: n1
-#   y  achievements of goal_type in time-to-goal bin: n1, f1 their seconds
-# and start is the series bucket (NULL without a series).
+#   h  the exits' time-to-goal histogram: counts[i] exits in bin bins[i]
+#   y  goal_type's: counts[i] achievements in bin bins[i], seconds[i] their seconds
+# and start is the series bucket (NULL without a series). A histogram comes as arrays, one
+# row, not a row per bin: a workflow's histograms have hundreds of bins.
 _KNOWN = """
-SELECT 'k'::text AS kind, NULL::timestamptz AS start, NULL::text AS goal_type, NULL::int AS bin,
+SELECT 'k'::text AS kind, NULL::timestamptz AS start, NULL::text AS goal_type,
        (EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
         OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2))::int::bigint
            AS n1,
-       NULL::bigint AS n2, NULL::bigint AS n3, NULL::float8 AS f1
+       NULL::bigint AS n2, NULL::bigint AS n3, NULL::float8 AS f1,
+       NULL::int[] AS bins, NULL::bigint[] AS counts, NULL::float8[] AS seconds
 """
+_NO_FIGURES = "NULL, NULL, NULL, NULL"
+_NO_ARRAYS = "NULL, NULL, NULL"
 
 ALL_TIME_SQL = f"""
 {_KNOWN}
 UNION ALL
-SELECT 'a', NULL, NULL, NULL, total_enrolled, goals_achieved, timed_exits, time_to_goal_seconds
+SELECT 'a', NULL, NULL, total_enrolled, goals_achieved, timed_exits, time_to_goal_seconds, {_NO_ARRAYS}
 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2
 UNION ALL
-SELECT 't', NULL, goal_type, NULL, achieved, NULL, NULL, NULL
+SELECT 't', NULL, goal_type, achieved, NULL, NULL, NULL, {_NO_ARRAYS}
 FROM workflow_goal_type_stats WHERE tenant_id = $1 AND workflow_id = $2
 UNION ALL
-SELECT 'h', NULL, NULL, bin, exits, NULL, NULL, NULL
+SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(exits), NULL
 FROM workflow_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id = $2
 UNION ALL
-SELECT 'y', NULL, goal_type, bin, achievements, NULL, NULL, seconds
-FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id = $2
+SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(achievements), array_agg(seconds)
+FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id = $2 GROUP BY goal_type
 """
 
 
-def _rollup(kind: str, hourly: str, daily: str, keys: str, sums: str, columns: str) -> str:
-    """One rollup over a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9), grouped by
-    the series bucket ($3: the interval, or NULL) and ``keys``."""
+def _in_window(hourly: str, daily: str, columns: str) -> str:
+    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9)."""
     where = "tenant_id = $1 AND workflow_id = $2 AND bucket >= ${} AND bucket < ${}"
     select = f"SELECT bucket, {columns} FROM {{}} WHERE {where}"
-    return f"""
-SELECT '{kind}', date_trunc($3, bucket, 'UTC'), {keys}, {sums} FROM (
+    return f"""(
     {select.format(daily, 4, 5)}
     UNION ALL {select.format(hourly, 6, 7)}
     UNION ALL {select.format(hourly, 8, 9)}
-) AS r GROUP BY 2, 3, 4
-"""
+) AS r"""
 
 
-WINDOW_SQL = "\nUNION ALL\n".join(
-    (
-        _KNOWN,
-        _rollup(
-            "a",
-            "workflow_activity_hourly",
-            "workflow_activity_daily",
-            "NULL, NULL::int",
-            "sum(enrolled)::bigint, sum(achieved)::bigint, sum(timed_exits)::bigint, "
-            "sum(time_to_goal_seconds)",
-            "enrolled, achieved, timed_exits, time_to_goal_seconds",
-        ),
-        _rollup(
-            "t",
-            "workflow_goal_type_hourly",
-            "workflow_goal_type_daily",
-            "goal_type, NULL::int",
-            "sum(achieved)::bigint, NULL, NULL, NULL",
-            "goal_type, achieved",
-        ),
-        # Percentiles need no series: the histograms are grouped by bin only.
-        _rollup(
-            "h",
-            "workflow_time_to_goal_histogram",
-            "workflow_time_to_goal_histogram_daily",
-            "NULL, bin",
-            "sum(exits)::bigint, NULL, NULL, NULL",
-            "bin, exits",
-        ).replace("date_trunc($3, bucket, 'UTC')", "NULL::timestamptz"),
-        _rollup(
-            "y",
-            "workflow_goal_type_time_to_goal_histogram",
-            "workflow_goal_type_time_to_goal_histogram_daily",
-            "goal_type, bin",
-            "sum(achievements)::bigint, NULL, NULL, sum(seconds)",
-            "goal_type, bin, achievements, seconds",
-        ).replace("date_trunc($3, bucket, 'UTC')", "NULL::timestamptz"),
+# The series bucket is date_trunc($3: the interval, or NULL for none).
+WINDOW_SQL = f"""
+{_KNOWN}
+UNION ALL
+SELECT 'a', date_trunc($3, bucket, 'UTC'), NULL, sum(enrolled)::bigint, sum(achieved)::bigint,
+       sum(timed_exits)::bigint, sum(time_to_goal_seconds), {_NO_ARRAYS}
+FROM {
+    _in_window(
+        "workflow_activity_hourly",
+        "workflow_activity_daily",
+        "enrolled, achieved, timed_exits, time_to_goal_seconds",
     )
-)
+}
+GROUP BY 2
+UNION ALL
+SELECT 't', date_trunc($3, bucket, 'UTC'), goal_type, sum(achieved)::bigint, NULL, NULL, NULL, {_NO_ARRAYS}
+FROM {_in_window("workflow_goal_type_hourly", "workflow_goal_type_daily", "goal_type, achieved")}
+GROUP BY 2, 3
+UNION ALL
+SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
+    SELECT bin, sum(exits)::bigint AS n
+    FROM {
+    _in_window("workflow_time_to_goal_histogram", "workflow_time_to_goal_histogram_daily", "bin, exits")
+}
+    GROUP BY bin
+) AS b
+UNION ALL
+SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_agg(s) FROM (
+    SELECT goal_type, bin, sum(achievements)::bigint AS n, sum(seconds) AS s
+    FROM {
+    _in_window(
+        "workflow_goal_type_time_to_goal_histogram",
+        "workflow_goal_type_time_to_goal_histogram_daily",
+        "goal_type, bin, achievements, seconds",
+    )
+}
+    GROUP BY 1, 2
+) AS b GROUP BY goal_type
+"""
 
 # The partial hours ($3-$4 and $5-$6), row by row: (kind, at, goal_type, seconds) with kind
 # e an enrollment started, x an exit on a goal, g an achievement.
@@ -212,12 +213,13 @@ class _Tally:
     )  # series bucket -> [enrolled, achieved, timed exits, seconds]
     by_type: dict[tuple[datetime | None, str], int] = field(default_factory=lambda: defaultdict(int))
     exit_bins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    type_bins: dict[tuple[str, int], list[float]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0.0])
+    # goal type -> bin -> [achievements, their seconds]
+    type_bins: dict[str, dict[int, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
     )
 
     def add_rollups(self, rows: Iterable[asyncpg.Record]) -> None:
-        for kind, start, goal_type, b, n1, n2, n3, f1 in rows:
+        for kind, start, goal_type, n1, n2, n3, f1, bins, counts, seconds in rows:
             match kind:
                 case "k":
                     self.known = bool(n1)
@@ -229,12 +231,15 @@ class _Tally:
                     a[3] += f1
                 case "t":
                     self.by_type[(start, goal_type)] += n1
-                case "h":
-                    self.exit_bins[b] += n1
+                case "h" if bins is not None:
+                    for b, n in zip(bins, counts, strict=True):
+                        self.exit_bins[b] += n
                 case "y":
-                    t = self.type_bins[(goal_type, b)]
-                    t[0] += n1
-                    t[1] += f1
+                    type_bins = self.type_bins[goal_type]
+                    for b, n, sec in zip(bins, counts, seconds, strict=True):
+                        t = type_bins[b]
+                        t[0] += n
+                        t[1] += sec
 
     def add_rows(self, rows: Iterable[asyncpg.Record], interval: str | None) -> None:
         for kind, at, goal_type, seconds in rows:
@@ -252,7 +257,7 @@ class _Tally:
                 case "g":
                     self.by_type[(start, goal_type)] += 1
                     if seconds is not None:
-                        t = self.type_bins[(goal_type, bin_of(seconds))]
+                        t = self.type_bins[goal_type][bin_of(seconds)]
                         t[0] += 1
                         t[1] += seconds
 
@@ -324,7 +329,7 @@ def _answer(workflow_id: str, tally: _Tally, series: list[dict[str, Any]]) -> di
                 "achieved": n,
                 "conversion_rate": rate(n, int(enrolled)),
                 **_goal_type_timing(
-                    [(b, int(c), s) for (t, b), (c, s) in tally.type_bins.items() if t == goal_type]
+                    [(b, int(c), s) for b, (c, s) in tally.type_bins.get(goal_type, {}).items()]
                 ),
             }
             for goal_type, n in sorted(types.items())
@@ -373,9 +378,9 @@ def _goal_type_timing(bins: list[tuple[int, int, float]]) -> dict[str, Any]:
 
 
 def _percentiles(counts: list[tuple[int, int]]) -> dict[str, Any]:
-    values = {name: percentile(counts, q) for name, q in PERCENTILES.items()}
+    values = zip(PERCENTILES, percentiles(counts, list(PERCENTILES.values())), strict=True)
     return {
-        **{name: round(v / 3600, 4) if v is not None else None for name, v in values.items()},
+        **{name: round(v / 3600, 4) if v is not None else None for name, v in values},
         "relative_error": round(RELATIVE_ERROR, 4),
     }
 

@@ -1,14 +1,17 @@
-"""How a stats window is cut into what each source counts exactly (projections/analytics.py)."""
+"""How a stats window is cut into what each source counts exactly (projections/analytics.py),
+and the percentiles of its histograms."""
 
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.analytics import Segments, bucket_of, segments
+from projections.histogram import bin_value, percentiles
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 instants = st.integers(0, 90 * 24 * 3600 * 10**6).map(lambda us: T0 + timedelta(microseconds=us))
@@ -34,8 +37,8 @@ def test_the_segments_tile_the_window_exactly(start: datetime, length: int, inte
     for a, b in hours:
         assert bucket_of(a, "hour") == a and bucket_of(b, "hour") == b
         assert b - a < timedelta(days=1) or not days[0] < days[1] or interval == "hour"
-    for a, b in cut.partial:
-        assert b - a < timedelta(hours=1) or a == b
+    for a, b in cut.partial:  # the rows: parts of at most two hours (one each side of an hour)
+        assert b - a < timedelta(hours=2) or a == b
 
 
 def test_buckets_are_utc_hours_days_and_iso_weeks() -> None:
@@ -52,3 +55,16 @@ def test_a_window_inside_one_hour_is_all_rows() -> None:
     start = datetime(2026, 10, 8, 14, 10, tzinfo=UTC)
     cut = segments(start, start + timedelta(minutes=30), "day")
     assert spans(cut) == [(start, start + timedelta(minutes=30))] == [cut.partial[0]]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 50)), max_size=40),
+    st.lists(st.floats(0.001, 1.0), min_size=1, max_size=5),
+)
+def test_percentiles_in_one_pass_are_the_nearest_ranks(
+    counts: list[tuple[int, int]], qs: list[float]
+) -> None:
+    """The stats' time-to-goal percentiles, all from one pass: each the bin of its nearest rank."""
+    values = sorted(b for b, c in counts for _ in range(c))
+    want = [bin_value(values[max(1, math.ceil(q * len(values))) - 1]) if values else None for q in qs]
+    assert percentiles(counts, qs) == want
