@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser run test test-unit test-browser lint format schemas deploy-check monitor bench bench-api clean
+.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-api clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,14 +32,21 @@ install-browser:  ## Debian's chromium for the console's browser tests (apt-get,
 run: install  ## start Kafka, PostgreSQL, worker, projector and API on 127.0.0.1:8000 (Ctrl-C stops all)
 	$(VENV)/bin/goal-engine dev
 
-test: install install-browser  ## unit, integration and browser tests (real Kafka, PostgreSQL, chromium)
-	$(PY) -m pytest
+test: install install-browser  ## every tier: the fast ones first (a quick failure), then integration and browser
+	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m integration
+
+test-unit: install  ## only the pure unit tests (no broker, no database), seconds
+	$(PY) -m pytest tests/unit
+
+test-fast: install  ## every test not marked integration: unit and the in-process API tier, seconds
+	$(PY) -m pytest -m "not integration"
+
+test-integration: install  ## the tests against real Kafka and PostgreSQL (marked integration)
+	$(PY) -m pytest -m integration
 
 test-browser: install install-browser  ## only the console's tests in chromium (starts the whole stack)
 	$(PY) -m pytest tests/integration/browser
-
-test-unit: install  ## only the pure unit tests (no broker, no database)
-	$(PY) -m pytest tests/unit
 
 bench: install  ## benchmark one worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 200")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)

@@ -1,34 +1,265 @@
-"""Goal analytics (R12) from the projector's aggregates: never a scan of the log.
+"""Goal analytics (R12) from the projector's rollups: never a scan of the whole log.
 
-Without a window, totals are all-time (``workflow_stats``). With one, every
-count is a sum of hourly aggregates, so it is exact for any window of whole
-hours: ``from`` and ``to`` are rounded down to the hour (and series buckets
-to the interval). Percentiles of time to goal come from log-spaced histograms,
-within :data:`projections.histogram.RELATIVE_ERROR`; averages from exact sums.
-Per goal type, time to goal runs from the enrollment to that goal's achievement
-(in an ``all`` workflow, each goal's own moment), bucketed by achievement hour.
+Without a window, totals are all time, from the all-time rollups (``workflow_stats``,
+``workflow_goal_type_stats`` and the two ``*_time_to_goal_bins``): a few rows per
+workflow, however long its history.
+
+A window ``[from, to)`` may start and end at any instant (``to`` defaults to now). It
+is counted exactly by cutting it into (:func:`segments`):
+
+- whole days, from the daily rollups;
+- the whole hours before the first and after the last whole day, from the hourly ones;
+- the partial hours at both ends, from the rows themselves (``enrollments`` and the
+  achievement log, which keep the seconds each was counted with), so the current
+  hour counts up to ``to``.
+
+A series has one bucket per interval (hour, day, ISO week; UTC) that meets the window,
+zeros included, each counting only its part inside the window. Percentiles of time to
+goal come from log-spaced histograms, within :data:`projections.histogram.RELATIVE_ERROR`;
+averages from exact sums. Per goal type, time to goal runs from the enrollment to that
+goal's achievement (in an ``all`` workflow, each goal's own moment).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
 
-from projections.histogram import RELATIVE_ERROR, percentile
-from projections.queries import workflow_known
+from projections.histogram import RELATIVE_ERROR, bin_of, percentiles
 
 Interval = Literal["hour", "day", "week"]
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+MAX_SERIES_BUCKETS = 10_000
+#: A window without ``from`` starts here (before anything a time check lets in).
+BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+_STEP = {"hour": _HOUR, "day": _DAY, "week": timedelta(days=7)}
+
+
+class SeriesTooLong(ValueError):
+    """The series asked for would have more than MAX_SERIES_BUCKETS buckets."""
 
 
 @dataclass(frozen=True)
 class Window:
-    start: datetime | None = None  # inclusive, rounded down to the hour
-    end: datetime | None = None  # exclusive, rounded down to the hour
+    start: datetime | None = None  # inclusive, any instant; None: from the beginning
+    end: datetime | None = None  # exclusive, any instant; None: now
     interval: Interval | None = None  # when set, the answer has a series
+
+    @property
+    def all_time(self) -> bool:
+        return self.start is None and self.end is None and self.interval is None
+
+
+def bucket_of(t: datetime, interval: str) -> datetime:
+    """The start of the UTC hour, day or ISO week (Monday) that contains ``t``."""
+    hour = t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if interval == "hour":
+        return hour
+    day = hour.replace(hour=0)
+    return day if interval == "day" else day - timedelta(days=day.weekday())
+
+
+def _ceil(t: datetime, unit: str) -> datetime:
+    start = bucket_of(t, unit)
+    return start if start == t else start + _STEP[unit]
+
+
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Segments:
+    """A window cut into what each source answers exactly; empty spans are (t, t)."""
+
+    days: Span  # whole days: the daily rollups
+    hours: tuple[Span, Span]  # whole hours outside the whole days: the hourly rollups
+    partial: tuple[Span, Span]  # partial hours at the ends: the rows
+
+    @property
+    def has_partial(self) -> bool:
+        return any(a < b for a, b in self.partial)
+
+
+def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
+    first_hour, last_hour = _ceil(start, "hour"), bucket_of(end, "hour")
+    if first_hour >= last_hour:  # no whole hour inside
+        return Segments((start, start), ((start, start),) * 2, ((start, end), (end, end)))
+    partial = ((start, first_hour), (last_hour, end))
+    first_day, last_day = _ceil(first_hour, "day"), bucket_of(last_hour, "day")
+    if interval == "hour" or first_day >= last_day:
+        return Segments((start, start), ((first_hour, last_hour), (end, end)), partial)
+    return Segments((first_day, last_day), ((first_hour, first_day), (last_day, last_hour)), partial)
+
+
+# Every read answers rows of one shape: (kind, start, goal_type, n1, n2, n3, f1, bins, counts,
+# seconds), where kind says what the figures are:
+#   k  n1 = 1 if the tenant has the workflow
+#   a  activity: n1 enrolled, n2 achieved (exits), n3 timed exits, f1 their seconds
+#   t  achievements of goal_type: n1
+#   h  the exits' time-to-goal histogram: counts[i] exits in bin bins[i]
+#   y  goal_type's: counts[i] achievements in bin bins[i], seconds[i] their seconds
+# and start is the series bucket (NULL without a series). A histogram comes as arrays, one
+# row, not a row per bin: a workflow's histograms have hundreds of bins.
+_KNOWN = """
+SELECT 'k'::text AS kind, NULL::timestamptz AS start, NULL::text AS goal_type,
+       (EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
+        OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2))::int::bigint
+           AS n1,
+       NULL::bigint AS n2, NULL::bigint AS n3, NULL::float8 AS f1,
+       NULL::int[] AS bins, NULL::bigint[] AS counts, NULL::float8[] AS seconds
+"""
+_NO_FIGURES = "NULL, NULL, NULL, NULL"
+_NO_ARRAYS = "NULL, NULL, NULL"
+
+ALL_TIME_SQL = f"""
+{_KNOWN}
+UNION ALL
+SELECT 'a', NULL, NULL, total_enrolled, goals_achieved, timed_exits, time_to_goal_seconds, {_NO_ARRAYS}
+FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2
+UNION ALL
+SELECT 't', NULL, goal_type, achieved, NULL, NULL, NULL, {_NO_ARRAYS}
+FROM workflow_goal_type_stats WHERE tenant_id = $1 AND workflow_id = $2
+UNION ALL
+SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(exits), NULL
+FROM workflow_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id = $2
+UNION ALL
+SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(achievements), array_agg(seconds)
+FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id = $2 GROUP BY goal_type
+"""
+
+
+def _in_window(hourly: str, daily: str, columns: str) -> str:
+    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9)."""
+    where = "tenant_id = $1 AND workflow_id = $2 AND bucket >= ${} AND bucket < ${}"
+    select = f"SELECT bucket, {columns} FROM {{}} WHERE {where}"
+    return f"""(
+    {select.format(daily, 4, 5)}
+    UNION ALL {select.format(hourly, 6, 7)}
+    UNION ALL {select.format(hourly, 8, 9)}
+) AS r"""
+
+
+# The series bucket is date_trunc($3: the interval, or NULL for none).
+WINDOW_SQL = f"""
+{_KNOWN}
+UNION ALL
+SELECT 'a', date_trunc($3, bucket, 'UTC'), NULL, sum(enrolled)::bigint, sum(achieved)::bigint,
+       sum(timed_exits)::bigint, sum(time_to_goal_seconds), {_NO_ARRAYS}
+FROM {
+    _in_window(
+        "workflow_activity_hourly",
+        "workflow_activity_daily",
+        "enrolled, achieved, timed_exits, time_to_goal_seconds",
+    )
+}
+GROUP BY 2
+UNION ALL
+SELECT 't', date_trunc($3, bucket, 'UTC'), goal_type, sum(achieved)::bigint, NULL, NULL, NULL, {_NO_ARRAYS}
+FROM {_in_window("workflow_goal_type_hourly", "workflow_goal_type_daily", "goal_type, achieved")}
+GROUP BY 2, 3
+UNION ALL
+SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
+    SELECT bin, sum(exits)::bigint AS n
+    FROM {
+    _in_window("workflow_time_to_goal_histogram", "workflow_time_to_goal_histogram_daily", "bin, exits")
+}
+    GROUP BY bin
+) AS b
+UNION ALL
+SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_agg(s) FROM (
+    SELECT goal_type, bin, sum(achievements)::bigint AS n, sum(seconds) AS s
+    FROM {
+    _in_window(
+        "workflow_goal_type_time_to_goal_histogram",
+        "workflow_goal_type_time_to_goal_histogram_daily",
+        "goal_type, bin, achievements, seconds",
+    )
+}
+    GROUP BY 1, 2
+) AS b GROUP BY goal_type
+"""
+
+# The partial hours ($3-$4 and $5-$6), row by row: (kind, at, goal_type, seconds) with kind
+# e an enrollment started, x an exit on a goal, g an achievement.
+PARTIAL_SQL = """
+SELECT 'e'::text AS kind, enrolled_at AS at, NULL::text AS goal_type, NULL::float8 AS seconds
+FROM enrollments WHERE tenant_id = $1 AND workflow_id = $2 AND start_seen
+  AND ((enrolled_at >= $3 AND enrolled_at < $4) OR (enrolled_at >= $5 AND enrolled_at < $6))
+UNION ALL
+SELECT 'x', ended_at, NULL, time_to_goal_seconds
+FROM enrollments WHERE tenant_id = $1 AND workflow_id = $2 AND status = 'completed_goal'
+  AND ((ended_at >= $3 AND ended_at < $4) OR (ended_at >= $5 AND ended_at < $6))
+UNION ALL
+SELECT 'g', achieved_at, goal_type, time_to_goal_seconds
+FROM workflow_goal_achievements WHERE tenant_id = $1 AND workflow_id = $2
+  AND ((achieved_at >= $3 AND achieved_at < $4) OR (achieved_at >= $5 AND achieved_at < $6))
+"""
+
+
+@dataclass
+class _Tally:
+    """The figures of a window (or all time) as the rows above give them."""
+
+    known: bool = False
+    activity: dict[datetime | None, list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0.0])
+    )  # series bucket -> [enrolled, achieved, timed exits, seconds]
+    by_type: dict[tuple[datetime | None, str], int] = field(default_factory=lambda: defaultdict(int))
+    exit_bins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # goal type -> bin -> [achievements, their seconds]
+    type_bins: dict[str, dict[int, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
+    )
+
+    def add_rollups(self, rows: Iterable[asyncpg.Record]) -> None:
+        for kind, start, goal_type, n1, n2, n3, f1, bins, counts, seconds in rows:
+            match kind:
+                case "k":
+                    self.known = bool(n1)
+                case "a":
+                    a = self.activity[start]
+                    a[0] += n1
+                    a[1] += n2
+                    a[2] += n3
+                    a[3] += f1
+                case "t":
+                    self.by_type[(start, goal_type)] += n1
+                case "h" if bins is not None:
+                    for b, n in zip(bins, counts, strict=True):
+                        self.exit_bins[b] += n
+                case "y":
+                    type_bins = self.type_bins[goal_type]
+                    for b, n, sec in zip(bins, counts, seconds, strict=True):
+                        t = type_bins[b]
+                        t[0] += n
+                        t[1] += sec
+
+    def add_rows(self, rows: Iterable[asyncpg.Record], interval: str | None) -> None:
+        for kind, at, goal_type, seconds in rows:
+            start = bucket_of(at, interval) if interval else None
+            match kind:
+                case "e":
+                    self.activity[start][0] += 1
+                case "x":
+                    a = self.activity[start]
+                    a[1] += 1
+                    if seconds is not None:
+                        a[2] += 1
+                        a[3] += seconds
+                        self.exit_bins[bin_of(seconds)] += 1
+                case "g":
+                    self.by_type[(start, goal_type)] += 1
+                    if seconds is not None:
+                        t = self.type_bins[goal_type][bin_of(seconds)]
+                        t[0] += 1
+                        t[1] += seconds
 
 
 def rate(part: int, whole: int) -> float:
@@ -40,149 +271,118 @@ def _hours(total_seconds: float, count: int) -> float | None:
     return round(total_seconds / count / 3600, 2) if count else None
 
 
-_IN_WINDOW = """
-    tenant_id = $1 AND workflow_id = ANY($2::text[])
-    AND ($3::timestamptz IS NULL OR bucket >= date_trunc('hour', $3::timestamptz, 'UTC'))
-    AND ($4::timestamptz IS NULL OR bucket < date_trunc('hour', $4::timestamptz, 'UTC'))
-"""
-
-
 async def workflow_stats(
-    pool: asyncpg.Pool, tenant_id: str, workflow_id: str, window: Window = Window()
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    workflow_id: str,
+    window: Window = Window(),
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
+    """The stats of one workflow; None when the tenant has no such workflow.
+
+    Raises :class:`SeriesTooLong` when the series would exceed MAX_SERIES_BUCKETS.
+    """
+    tally = _Tally()
+    start, end = window.start or BEGINNING, window.end or now or datetime.now(UTC)
+    if window.interval and window.start is not None:
+        _check_length(start, end, window.interval)
     async with pool.acquire() as conn:
-        if not await workflow_known(conn, tenant_id, workflow_id):
-            return None
-        args = (tenant_id, [workflow_id], window.start, window.end)
-        if window.start is None and window.end is None:
-            # All time: the running totals, which also count what predates the hourly tables.
-            totals = await conn.fetchrow(
-                """
-                SELECT total_enrolled AS enrolled, goals_achieved AS achieved, timed_exits AS timed,
-                       time_to_goal_seconds AS seconds
-                FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2
-                """,
-                tenant_id,
-                workflow_id,
-            )
+        if window.all_time:
+            tally.add_rollups(await conn.fetch(ALL_TIME_SQL, tenant_id, workflow_id))
         else:
-            totals = await conn.fetchrow(
-                f"""
-                SELECT coalesce(sum(enrolled), 0) AS enrolled, coalesce(sum(achieved), 0) AS achieved,
-                       coalesce(sum(timed_exits), 0) AS timed,
-                       coalesce(sum(time_to_goal_seconds), 0) AS seconds
-                FROM workflow_activity_hourly WHERE {_IN_WINDOW}
-                """,
-                *args,
-            )
-        totals = totals or {"enrolled": 0, "achieved": 0, "timed": 0, "seconds": 0.0}
-        by_type = await conn.fetch(
-            f"""
-            SELECT goal_type, sum(achieved) AS achieved FROM workflow_goal_type_hourly
-            WHERE {_IN_WINDOW} GROUP BY goal_type ORDER BY goal_type
-            """,
-            *args,
+            cut = segments(start, end, window.interval)
+            spans = [t for span in (cut.days, *cut.hours) for t in span]
+            tally.add_rollups(await conn.fetch(WINDOW_SQL, tenant_id, workflow_id, window.interval, *spans))
+            if tally.known and cut.has_partial:
+                partial = [t for span in cut.partial for t in span]
+                rows = await conn.fetch(PARTIAL_SQL, tenant_id, workflow_id, *partial)
+                tally.add_rows(rows, window.interval)
+    if not tally.known:
+        return None
+    series = _series(tally, start if window.start else None, end, window.interval) if window.interval else []
+    return _answer(workflow_id, tally, series)
+
+
+def _check_length(start: datetime, end: datetime, interval: str) -> None:
+    buckets = (bucket_of(end, interval) - bucket_of(start, interval)) / _STEP[interval] + 1
+    if buckets > MAX_SERIES_BUCKETS:
+        raise SeriesTooLong(
+            f"the series would have {buckets:,.0f} buckets of one {interval}; at most "
+            f"{MAX_SERIES_BUCKETS:,}: a shorter window or a longer interval"
         )
-        histogram = await conn.fetch(
-            f"""
-            SELECT bin, sum(exits) AS exits FROM workflow_time_to_goal_histogram
-            WHERE {_IN_WINDOW} GROUP BY bin
-            """,
-            *args,
-        )
-        type_histogram = await conn.fetch(
-            f"""
-            SELECT goal_type, bin, sum(achievements) AS achievements, sum(seconds) AS seconds
-            FROM workflow_goal_type_time_to_goal_histogram
-            WHERE {_IN_WINDOW} GROUP BY goal_type, bin
-            """,
-            *args,
-        )
-        series = await _series(conn, tenant_id, workflow_id, window) if window.interval else []
-    enrolled, achieved = int(totals["enrolled"]), int(totals["achieved"])
+
+
+def _answer(workflow_id: str, tally: _Tally, series: list[dict[str, Any]]) -> dict[str, Any]:
+    enrolled, achieved, timed, seconds = (sum(a[i] for a in tally.activity.values()) for i in range(4))
+    types: dict[str, int] = defaultdict(int)
+    for (_, goal_type), n in tally.by_type.items():
+        types[goal_type] += n
     return {
         "workflow_id": workflow_id,
-        "total_enrolled": enrolled,
-        "goals_achieved": achieved,
-        "conversion_rate": rate(achieved, enrolled),
-        "avg_time_to_goal_hours": _hours(float(totals["seconds"]), int(totals["timed"])),
-        "time_to_goal_hours": _percentiles([(r["bin"], int(r["exits"])) for r in histogram]),
+        "total_enrolled": int(enrolled),
+        "goals_achieved": int(achieved),
+        "conversion_rate": rate(int(achieved), int(enrolled)),
+        "avg_time_to_goal_hours": _hours(seconds, int(timed)),
+        "time_to_goal_hours": _percentiles(list(tally.exit_bins.items())),
         "by_goal_type": {
-            r["goal_type"]: {
-                "achieved": int(r["achieved"]),
-                "conversion_rate": rate(int(r["achieved"]), enrolled),
-                **_goal_type_timing([t for t in type_histogram if t["goal_type"] == r["goal_type"]]),
+            goal_type: {
+                "achieved": n,
+                "conversion_rate": rate(n, int(enrolled)),
+                **_goal_type_timing(
+                    [(b, int(c), s) for b, (c, s) in tally.type_bins.get(goal_type, {}).items()]
+                ),
             }
-            for r in by_type
+            for goal_type, n in sorted(types.items())
+            if n
         },
         "series": series,
     }
 
 
-def _goal_type_timing(rows: list[asyncpg.Record]) -> dict[str, Any]:
-    """Average and percentiles of one goal type's time to goal, from its histogram rows."""
-    counts = [(r["bin"], int(r["achievements"])) for r in rows]
-    seconds = sum(float(r["seconds"]) for r in rows)
+def _series(tally: _Tally, start: datetime | None, end: datetime, interval: str) -> list[dict[str, Any]]:
+    """One bucket per interval from the one holding ``start`` (else the first with activity)
+    to the one holding the last instant before ``end``, zeros included."""
+    seen = [s for s in tally.activity if s is not None] + [s for s, _ in tally.by_type if s is not None]
+    if start is None:
+        if not seen:
+            return []
+        start = min(seen)
+        _check_length(start, end, interval)
+    types: dict[datetime, dict[str, int]] = defaultdict(dict)
+    for (s, goal_type), n in tally.by_type.items():
+        if s is not None:
+            types[s][goal_type] = n
+    out = []
+    bucket, step = bucket_of(start, interval), _STEP[interval]
+    while bucket < end:
+        enrolled, achieved = (int(v) for v in tally.activity.get(bucket, (0, 0))[:2])
+        out.append(
+            {
+                "start": bucket,
+                "enrolled": enrolled,
+                "achieved": achieved,
+                "conversion_rate": rate(achieved, enrolled),
+                "by_goal_type": types.get(bucket, {}),
+            }
+        )
+        bucket += step
+    return out
+
+
+def _goal_type_timing(bins: list[tuple[int, int, float]]) -> dict[str, Any]:
+    """Average and percentiles of one goal type's time to goal, from its (bin, count, seconds)."""
     return {
-        "avg_time_to_goal_hours": _hours(seconds, sum(c for _, c in counts)),
-        "time_to_goal_hours": _percentiles(counts),
+        "avg_time_to_goal_hours": _hours(sum(s for _, _, s in bins), sum(c for _, c, _ in bins)),
+        "time_to_goal_hours": _percentiles([(b, c) for b, c, _ in bins]),
     }
 
 
 def _percentiles(counts: list[tuple[int, int]]) -> dict[str, Any]:
-    values = {name: percentile(counts, q) for name, q in PERCENTILES.items()}
+    values = zip(PERCENTILES, percentiles(counts, list(PERCENTILES.values())), strict=True)
     return {
-        **{name: round(v / 3600, 4) if v is not None else None for name, v in values.items()},
+        **{name: round(v / 3600, 4) if v is not None else None for name, v in values},
         "relative_error": round(RELATIVE_ERROR, 4),
     }
-
-
-async def _series(
-    conn: asyncpg.Connection, tenant_id: str, workflow_id: str, window: Window
-) -> list[dict[str, Any]]:
-    activity = await conn.fetch(
-        f"""
-        SELECT date_trunc($5, bucket, 'UTC') AS start, sum(enrolled) AS enrolled, sum(achieved) AS achieved
-        FROM workflow_activity_hourly WHERE {_IN_WINDOW}
-        GROUP BY 1 ORDER BY 1
-        """,
-        tenant_id,
-        [workflow_id],
-        window.start,
-        window.end,
-        window.interval,
-    )
-    by_type = await conn.fetch(
-        f"""
-        SELECT date_trunc($5, bucket, 'UTC') AS start, goal_type, sum(achieved) AS achieved
-        FROM workflow_goal_type_hourly WHERE {_IN_WINDOW}
-        GROUP BY 1, 2
-        """,
-        tenant_id,
-        [workflow_id],
-        window.start,
-        window.end,
-        window.interval,
-    )
-    types: dict[datetime, dict[str, int]] = {}
-    for r in by_type:
-        types.setdefault(r["start"], {})[r["goal_type"]] = int(r["achieved"])
-    starts = sorted({r["start"] for r in activity} | set(types))
-    rows = {r["start"]: r for r in activity}
-    out = []
-    for start in starts:
-        enrolled = int(rows[start]["enrolled"]) if start in rows else 0
-        achieved = int(rows[start]["achieved"]) if start in rows else 0
-        out.append(
-            {
-                "start": start,
-                "enrolled": enrolled,
-                "achieved": achieved,
-                "conversion_rate": rate(achieved, enrolled),
-                "by_goal_type": types.get(start, {}),
-            }
-        )
-    return out
 
 
 async def tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> list[dict[str, Any]]:

@@ -4,11 +4,16 @@ Steps:
 1. bring the target database to the newest schema;
 2. empty its read models and tracking rows (never the configuration, outbox or
    audit log: those are the API's own records, not projections; the configuration
-   *as published* is one, ``published_workflow_configs``, and is rebuilt);
+   *as published* is one, ``published_workflow_configs``, and is rebuilt). The fold's
+   audit entries of achievements are written once per achievement id, so a replay into
+   a database that has them (in place) adds none;
 3. note the end offset of every partition of the projector's topics;
 4. read each partition from the beginning up to that offset through the same
    :class:`Projector` the live process uses, in batches, showing progress;
-5. the tracking rows now point at those offsets, so a projector started on the
+5. the achievements of months the retention has already dropped came back into the
+   DEFAULT partition: they are deleted again (they stay counted in the aggregates,
+   like every achievement ever made, and their ids stay known to the dedup);
+6. the tracking rows now point at those offsets, so a projector started on the
    target goes on from there.
 Rebuilding in place needs the live projector stopped; rebuilding into another
 database (``--database-url``) can run beside it, e.g. to compare the two.
@@ -21,6 +26,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -42,6 +48,13 @@ READ_MODELS = (
     "workflow_goal_type_hourly",
     "workflow_time_to_goal_histogram",
     "workflow_goal_type_time_to_goal_histogram",
+    "workflow_time_to_goal_bins",
+    "workflow_goal_type_time_to_goal_bins",
+    "workflow_activity_daily",
+    "workflow_goal_type_daily",
+    "workflow_time_to_goal_histogram_daily",
+    "workflow_goal_type_time_to_goal_histogram_daily",
+    "achievement_ids",
     "published_workflow_configs",
     "projector_tracking",
 )
@@ -93,13 +106,32 @@ async def rebuild(settings: Settings, database_url: str, progress: Progress = pr
                 if await consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
         progress(total, total, time.monotonic() - started)
+        expired = await drop_expired_achievements(pool, timedelta(days=settings.retention_days))
         log.info(
-            "read models rebuilt", extra={"records": done, "seconds": round(time.monotonic() - started, 1)}
+            "read models rebuilt",
+            extra={
+                "records": done,
+                "expired_achievements": expired,
+                "seconds": round(time.monotonic() - started, 1),
+            },
         )
         return done
     finally:
         await consumer.stop()
         await pool.close()
+
+
+async def drop_expired_achievements(
+    pool: asyncpg.Pool, retention: timedelta, now: datetime | None = None
+) -> int:
+    """Delete the replayed achievements of months past the retention (as the retention job drops
+    their partitions: months that ended before ``now - retention``); how many were deleted."""
+    cutoff = (now or datetime.now(UTC)) - retention
+    status = await pool.execute(
+        "DELETE FROM workflow_goal_achievements_default WHERE achieved_at < date_trunc('month', $1, 'UTC')",
+        cutoff,
+    )
+    return int(status.split()[-1])
 
 
 def run(settings: Settings, database_url: str) -> int:

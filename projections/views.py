@@ -44,7 +44,7 @@ async def enrollment_started(conn: asyncpg.Connection, event: CloudEvent, data: 
     )
     if counted:
         await _bump_stats(conn, event.tenantid, data.workflow_id, enrolled=1)
-        await _bump_hourly(conn, event.tenantid, data.workflow_id, event.time, enrolled=1)
+        await _bump_activity(conn, event.tenantid, data.workflow_id, event.time, enrolled=1)
 
 
 async def enrollment_ended(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentEnded) -> None:
@@ -66,14 +66,52 @@ async def enrollment_ended(conn: asyncpg.Connection, event: CloudEvent, data: En
     )
 
 
+def _per_grain(sql: str, hourly: str, daily: str) -> tuple[str, ...]:
+    """Each rollup is kept per hour and per day (UTC): a window reads whole days from the
+    daily table and only its edge hours from the hourly one (projections/analytics.py).
+    One upsert per grain: ``{table}`` is the table, ``{unit}`` the date_trunc unit."""
+    return (sql.format(table=hourly, unit="hour"), sql.format(table=daily, unit="day"))
+
+
+_GOAL_TYPE_ACTIVITY = _per_grain(
+    """
+    INSERT INTO {table} AS h (tenant_id, workflow_id, goal_type, bucket, achieved)
+    VALUES ($1, $2, $3, date_trunc('{unit}', $4::timestamptz, 'UTC'), 1)
+    ON CONFLICT (tenant_id, workflow_id, goal_type, bucket) DO UPDATE SET achieved = h.achieved + 1
+    """,
+    "workflow_goal_type_hourly",
+    "workflow_goal_type_daily",
+)
+_GOAL_TYPE_TIMING = _per_grain(
+    """
+    INSERT INTO {table} AS h (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
+    VALUES ($1, $2, $3, date_trunc('{unit}', $4::timestamptz, 'UTC'), $5, 1, $6)
+    ON CONFLICT (tenant_id, workflow_id, goal_type, bucket, bin)
+        DO UPDATE SET achievements = h.achievements + 1, seconds = h.seconds + EXCLUDED.seconds
+    """,
+    "workflow_goal_type_time_to_goal_histogram",
+    "workflow_goal_type_time_to_goal_histogram_daily",
+)
+
+
 async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalAchieved) -> None:
-    inserted = await conn.fetchval(
+    # Deduplicated on the deterministic id alone: an achievement re-emitted with another
+    # achieved_at (a retried evaluation) is the same achievement and counts once.
+    new = await conn.fetchval(
+        "INSERT INTO achievement_ids (tenant_id, id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+        event.tenantid,
+        data.id,
+    )
+    if not new:
+        return
+    seconds = await _time_to_goal(conn, event.tenantid, data)
+    await conn.execute(
         """
         INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id,
-            contact_id, goal_config_id, goal_type, achieved_at, trigger_event, metadata)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            contact_id, goal_config_id, goal_type, achieved_at, trigger_event, metadata,
+            time_to_goal_seconds)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (tenant_id, id, achieved_at) DO NOTHING
-        RETURNING true
         """,
         event.tenantid,
         data.id,
@@ -85,47 +123,52 @@ async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalA
         data.achieved_at,
         data.trigger_event.model_dump_json(),
         json.dumps(data.metadata),
+        seconds,
     )
-    if not inserted:
-        return
+    key = (event.tenantid, data.workflow_id, data.goal_type)
     await conn.execute(
         """
-        INSERT INTO workflow_goal_type_stats (tenant_id, workflow_id, goal_type, achieved)
+        INSERT INTO workflow_goal_type_stats AS s (tenant_id, workflow_id, goal_type, achieved)
         VALUES ($1, $2, $3, 1)
-        ON CONFLICT (tenant_id, workflow_id, goal_type)
-            DO UPDATE SET achieved = workflow_goal_type_stats.achieved + 1
+        ON CONFLICT (tenant_id, workflow_id, goal_type) DO UPDATE SET achieved = s.achieved + 1
         """,
-        event.tenantid,
-        data.workflow_id,
-        data.goal_type,
+        *key,
     )
+    for sql in _GOAL_TYPE_ACTIVITY:
+        await conn.execute(sql, *key, data.achieved_at)
+    if seconds is not None:  # else its time to goal is unknown: counted as achieved, not timed
+        await conn.execute(
+            """
+            INSERT INTO workflow_goal_type_time_to_goal_bins AS b
+                (tenant_id, workflow_id, goal_type, bin, achievements, seconds)
+            VALUES ($1, $2, $3, $4, 1, $5)
+            ON CONFLICT (tenant_id, workflow_id, goal_type, bin)
+                DO UPDATE SET achievements = b.achievements + 1, seconds = b.seconds + EXCLUDED.seconds
+            """,
+            *key,
+            bin_of(seconds),
+            seconds,
+        )
+        for sql in _GOAL_TYPE_TIMING:
+            await conn.execute(sql, *key, data.achieved_at, bin_of(seconds), seconds)
+    # The contract's audit entry of the achievement: once per achievement id, so a replay of
+    # the log into this database (an in-place rebuild) does not write it again.
     await conn.execute(
         """
-        INSERT INTO workflow_goal_type_hourly (tenant_id, workflow_id, goal_type, bucket, achieved)
-        VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz, 'UTC'), 1)
-        ON CONFLICT (tenant_id, workflow_id, goal_type, bucket)
-            DO UPDATE SET achieved = workflow_goal_type_hourly.achieved + 1
-        """,
-        event.tenantid,
-        data.workflow_id,
-        data.goal_type,
-        data.achieved_at,
-    )
-    await _time_goal_type(conn, event.tenantid, data)
-    await conn.execute(
-        """
-        INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after)
-        VALUES ($1, $2, 'goal-engine', 'goal.achieved', 'enrollment', $3, $4)
+        INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after, achievement_id)
+        VALUES ($1, $2, 'goal-engine', 'goal.achieved', 'enrollment', $3, $4, $5)
+        ON CONFLICT (tenant_id, achievement_id) WHERE achievement_id IS NOT NULL DO NOTHING
         """,
         event.tenantid,
         data.achieved_at,
         data.workflow_enrollment_id,
         data.model_dump_json(),
+        data.id,
     )
 
 
-async def _time_goal_type(conn: asyncpg.Connection, tenant_id: str, data: GoalAchieved) -> None:
-    """Counts a newly recorded achievement in its goal type's time-to-goal histogram."""
+async def _time_to_goal(conn: asyncpg.Connection, tenant_id: str, data: GoalAchieved) -> float | None:
+    """Seconds from the enrollment to this achievement; None when the start is unknown."""
     enrolled_at = data.enrolled_at
     if enrolled_at is None:
         # Achievements published before they carried enrolled_at: the start, if already projected.
@@ -135,39 +178,41 @@ async def _time_goal_type(conn: asyncpg.Connection, tenant_id: str, data: GoalAc
             data.workflow_enrollment_id,
         )
     if enrolled_at is None:
-        return  # its time to goal is unknown: counted as achieved, not timed
-    seconds = max(0.0, (data.achieved_at - enrolled_at).total_seconds())
-    await conn.execute(
-        """
-        INSERT INTO workflow_goal_type_time_to_goal_histogram AS h
-            (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
-        VALUES ($1, $2, $3, date_trunc('hour', $4::timestamptz, 'UTC'), $5, 1, $6)
-        ON CONFLICT (tenant_id, workflow_id, goal_type, bucket, bin)
-            DO UPDATE SET achievements = h.achievements + 1, seconds = h.seconds + EXCLUDED.seconds
-        """,
-        tenant_id,
-        data.workflow_id,
-        data.goal_type,
-        data.achieved_at,
-        bin_of(seconds),
-        seconds,
-    )
+        return None
+    return max(0.0, (data.achieved_at - enrolled_at).total_seconds())
+
+
+_EXIT_HISTOGRAM = _per_grain(
+    """
+    INSERT INTO {table} AS h (tenant_id, workflow_id, bucket, bin, exits)
+    VALUES ($1, $2, date_trunc('{unit}', $3::timestamptz, 'UTC'), $4, 1)
+    ON CONFLICT (tenant_id, workflow_id, bucket, bin) DO UPDATE SET exits = h.exits + 1
+    """,
+    "workflow_time_to_goal_histogram",
+    "workflow_time_to_goal_histogram_daily",
+)
 
 
 async def exit_goal(conn: asyncpg.Connection, event: CloudEvent, data: ExitGoal) -> None:
+    # The row keeps the seconds its exit is counted with: a window's partial hours count from it.
     row = await conn.fetchrow(
         """
-        INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status,
-                                 enrolled_at, ended_at, goal_config_ids)
-        VALUES ($1, $2, $3, $4, 'completed_goal', $5, $6, $7)
+        INSERT INTO enrollments AS e (tenant_id, enrollment_id, workflow_id, contact_id, status,
+                                      enrolled_at, ended_at, goal_config_ids, time_to_goal_seconds)
+        VALUES ($1, $2, $3, $4, 'completed_goal', $5, $6, $7,
+                CASE WHEN $5::timestamptz IS NOT NULL
+                     THEN greatest(0.0, extract(epoch FROM $6::timestamptz - $5::timestamptz)::float8) END)
         ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
             SET status = 'completed_goal', ended_at = EXCLUDED.ended_at,
                 goal_config_ids = EXCLUDED.goal_config_ids,
-                enrolled_at = coalesce(enrollments.enrolled_at, EXCLUDED.enrolled_at)
+                enrolled_at = coalesce(e.enrolled_at, EXCLUDED.enrolled_at),
+                time_to_goal_seconds = CASE WHEN coalesce(e.enrolled_at, EXCLUDED.enrolled_at) IS NOT NULL
+                    THEN greatest(0.0, extract(epoch FROM EXCLUDED.ended_at
+                                               - coalesce(e.enrolled_at, EXCLUDED.enrolled_at))::float8)
+                    END
             -- An end that happened before the goal stands, whatever order the topics came in.
-            WHERE enrollments.status = 'active'
-               OR (enrollments.status <> 'completed_goal' AND enrollments.ended_at > EXCLUDED.ended_at)
-        RETURNING enrolled_at, ended_at
+            WHERE e.status = 'active' OR (e.status <> 'completed_goal' AND e.ended_at > EXCLUDED.ended_at)
+        RETURNING ended_at, time_to_goal_seconds
         """,
         event.tenantid,
         data.workflow_enrollment_id,
@@ -179,29 +224,42 @@ async def exit_goal(conn: asyncpg.Connection, event: CloudEvent, data: ExitGoal)
     )
     if row is None:
         return  # already recorded
-    seconds = None
-    if row["enrolled_at"] is not None:
-        seconds = max(0.0, (row["ended_at"] - row["enrolled_at"]).total_seconds())
+    seconds: float | None = row["time_to_goal_seconds"]
     await _bump_stats(conn, event.tenantid, data.workflow_id, exits=1, time_to_goal=seconds)
-    await _bump_hourly(
+    await _bump_activity(
         conn, event.tenantid, data.workflow_id, row["ended_at"], achieved=1, time_to_goal=seconds
     )
     if seconds is not None:
+        key = (event.tenantid, data.workflow_id)
         await conn.execute(
             """
-            INSERT INTO workflow_time_to_goal_histogram (tenant_id, workflow_id, bucket, bin, exits)
-            VALUES ($1, $2, date_trunc('hour', $3::timestamptz, 'UTC'), $4, 1)
-            ON CONFLICT (tenant_id, workflow_id, bucket, bin)
-                DO UPDATE SET exits = workflow_time_to_goal_histogram.exits + 1
+            INSERT INTO workflow_time_to_goal_bins AS b (tenant_id, workflow_id, bin, exits)
+            VALUES ($1, $2, $3, 1)
+            ON CONFLICT (tenant_id, workflow_id, bin) DO UPDATE SET exits = b.exits + 1
             """,
-            event.tenantid,
-            data.workflow_id,
-            row["ended_at"],
+            *key,
             bin_of(seconds),
         )
+        for sql in _EXIT_HISTOGRAM:
+            await conn.execute(sql, *key, row["ended_at"], bin_of(seconds))
 
 
-async def _bump_hourly(
+_ACTIVITY = _per_grain(
+    """
+    INSERT INTO {table} AS h (tenant_id, workflow_id, bucket, enrolled, achieved, timed_exits,
+                              time_to_goal_seconds)
+    VALUES ($1, $2, date_trunc('{unit}', $3::timestamptz, 'UTC'), $4, $5, $6, $7)
+    ON CONFLICT (tenant_id, workflow_id, bucket) DO UPDATE
+        SET enrolled = h.enrolled + EXCLUDED.enrolled, achieved = h.achieved + EXCLUDED.achieved,
+            timed_exits = h.timed_exits + EXCLUDED.timed_exits,
+            time_to_goal_seconds = h.time_to_goal_seconds + EXCLUDED.time_to_goal_seconds
+    """,
+    "workflow_activity_hourly",
+    "workflow_activity_daily",
+)
+
+
+async def _bump_activity(
     conn: asyncpg.Connection,
     tenant_id: str,
     workflow_id: str,
@@ -211,24 +269,17 @@ async def _bump_hourly(
     achieved: int = 0,
     time_to_goal: float | None = None,
 ) -> None:
-    await conn.execute(
-        """
-        INSERT INTO workflow_activity_hourly AS h (tenant_id, workflow_id, bucket, enrolled, achieved,
-                                                   timed_exits, time_to_goal_seconds)
-        VALUES ($1, $2, date_trunc('hour', $3::timestamptz, 'UTC'), $4, $5, $6, $7)
-        ON CONFLICT (tenant_id, workflow_id, bucket) DO UPDATE
-            SET enrolled = h.enrolled + EXCLUDED.enrolled, achieved = h.achieved + EXCLUDED.achieved,
-                timed_exits = h.timed_exits + EXCLUDED.timed_exits,
-                time_to_goal_seconds = h.time_to_goal_seconds + EXCLUDED.time_to_goal_seconds
-        """,
-        tenant_id,
-        workflow_id,
-        at,
-        enrolled,
-        achieved,
-        1 if time_to_goal is not None else 0,
-        time_to_goal or 0.0,
-    )
+    for sql in _ACTIVITY:
+        await conn.execute(
+            sql,
+            tenant_id,
+            workflow_id,
+            at,
+            enrolled,
+            achieved,
+            1 if time_to_goal is not None else 0,
+            time_to_goal or 0.0,
+        )
 
 
 async def _bump_stats(

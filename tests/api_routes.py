@@ -8,10 +8,12 @@ the app that is not listed here, so a new endpoint must be classified first.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import fastapi.routing
+import httpx
 
 from goal_engine.api.main import create_app
 from goal_engine.core.config import Settings
@@ -86,3 +88,41 @@ def app_routes() -> list[tuple[str, str]]:
 
 def openapi_document() -> dict[str, Any]:
     return create_app(APP_SETTINGS).openapi()
+
+
+ROUTES = app_routes()
+PROTECTED = [r for r in ROUTES if r not in PUBLIC]
+
+
+def route_id(route: tuple[str, str]) -> str:
+    return f"{route[0]} {route[1]}"
+
+
+def rule_of(route: tuple[str, str]) -> Rule:
+    import pytest
+
+    if route not in CONTRACT:
+        pytest.fail(f"{route_id(route)} is not in CONTRACT: say which scope it needs and how it isolates")
+    return CONTRACT[route]
+
+
+async def call(
+    client: httpx.AsyncClient,
+    route: tuple[str, str],
+    headers: dict[str, str],
+    **ids: str,
+) -> httpx.Response:
+    """One request of ``route`` with placeholder ids (or ``ids``) and its valid body, if any."""
+    method, template = route
+    values = {"workflow_id": "wf-1", "goal_id": str(uuid.uuid4()), "enrollment_id": "en-1", **ids}
+    path = template.format(**{k: v for k, v in values.items() if f"{{{k}}}" in template})
+    body = CONTRACT[route].body if route in CONTRACT else None
+    return await client.request(method, path, json=body, headers=headers)
+
+
+CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "payload_too_large"}
+
+
+def assert_error(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == CODES[status]

@@ -15,8 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from goal_engine.contract.topics import Topic, contact_key
 from goal_engine.core.config import Settings
-from goal_engine.core.security import mint_token
 from goal_engine.kafka.admin import topic_partitions
+from tests.tokens import bearer
+
+__all__ = ["bearer"]  # re-exported: the integration tests take their tokens from here too
 
 T = TypeVar("T")
 
@@ -28,14 +30,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         for name, value in settings.model_dump().items()
         if value is not None
     }
-
-
-def bearer(settings: Settings, tenant: str, *scopes: str, sub: str = "tester") -> dict[str, str]:
-    scopes = scopes or ("workflows:read", "workflows:write")
-    token = mint_token(
-        settings.jwt_secret, tenant_id=tenant, subject=sub, scopes=list(scopes), ttl_seconds=600
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 def cloud_event(

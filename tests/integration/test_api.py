@@ -1,4 +1,7 @@
-"""The HTTP API against the running stack: auth, tenant isolation, R1, R2, R11, R13."""
+"""The HTTP API against the running stack: auth, tenant isolation, R1, R2, R11, R13.
+
+What is refused before the database (tokens, scopes, request validation) is tested
+in-process, in tests/api."""
 
 from __future__ import annotations
 
@@ -82,25 +85,6 @@ async def test_goal_lifecycle_and_limits(stack: Settings, api: httpx.AsyncClient
     assert (await api.get(f"/workflows/{wf}/goals", headers=auth)).json()["total"] == 2
 
 
-@pytest.mark.parametrize(
-    ("body", "problem"),
-    [
-        ({"goal_type": "birthday", "criteria": {"x": 1}}, "goal_type"),
-        ({"goal_type": "tag_added", "criteria": {}}, "at least one goal criterion"),
-        ({"goal_type": "tag_added"}, "criteria"),
-        ({"goal_type": "purchase_made", "criteria": {"min_amount": "a lot"}}, "min_amount"),
-        ({"goal_type": "pipeline_stage_reached", "criteria": {"pipeline_id": "p"}}, "stage_id"),
-        ({"goal_type": "form_submitted", "criteria": {"form_id": ["not", "a", "string"]}}, "form_id"),
-    ],
-)
-async def test_bad_goals_get_422_with_a_reason(
-    stack: Settings, api: httpx.AsyncClient, body: dict[str, object], problem: str
-) -> None:  # R13
-    response = await api.post(f"/workflows/{new_id('wf')}/goals", json=body, headers=bearer(stack, "t"))
-    assert response.status_code == 422
-    assert problem in " ".join(response.json()["error"]["details"])
-
-
 async def test_activation_lists_every_violation(
     stack: Settings, api: httpx.AsyncClient, sender: EventSender
 ) -> None:  # R9, R13
@@ -169,36 +153,6 @@ async def test_hostile_ids_are_just_ids(stack: Settings, api: httpx.AsyncClient,
     assert created.status_code in (201, 409)
     listed = await api.get(f"/workflows/{workflow_id}/goals", headers=auth)
     assert listed.status_code == 200 and listed.json()["total"] == 1
-
-
-@pytest.mark.parametrize(
-    ("workflow_id", "criteria"),
-    [
-        ("%00null", {"tag_id": "t"}),  # NUL in the path
-        ("wf", {"tag_id": "t\u0000"}),  # NUL in the body
-        ("wf", {"tag_name": "a\u0000b"}),
-        ("wf", {"tag_id": "line\nbreak"}),
-        ("a" * 201, {"tag_id": "t"}),
-    ],
-)
-async def test_unstorable_input_gets_422_never_500(
-    stack: Settings, api: httpx.AsyncClient, workflow_id: str, criteria: dict[str, str]
-) -> None:
-    body = {"goal_type": "tag_added", "criteria": criteria}
-    response = await api.post(f"/workflows/{workflow_id}/goals", json=body, headers=bearer(stack, "hostile"))
-    assert response.status_code == 422, response.text
-    assert response.json()["error"]["details"]
-
-
-async def test_bad_bodies_get_4xx_with_a_reason(stack: Settings, api: httpx.AsyncClient) -> None:
-    auth = {**bearer(stack, "t"), "Content-Type": "application/json"}
-    url = f"/workflows/{new_id('wf')}/goals"
-    invalid_json = await api.post(url, content=b'{"goal_type": ', headers=auth)
-    assert invalid_json.status_code == 422 and invalid_json.json()["error"]["details"]
-    huge = await api.post(url, content=b'{"x": "' + b"a" * (stack.max_body_bytes + 1) + b'"}', headers=auth)
-    assert huge.status_code == 413
-    too_long_id = await api.get(f"/workflows/{'w' * 201}/goals", headers=auth)
-    assert too_long_id.status_code == 422
 
 
 async def test_audit_log_pages_newest_first(stack: Settings, api: httpx.AsyncClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -53,7 +54,9 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "seed: " in done.stdout and "rows/s" in done.stdout  # the progress lines
-    path = Path(done.stdout.rsplit("report: ", 1)[1].strip())
+    *_, report_line, last = done.stdout.strip().splitlines()
+    path = Path(report_line.removeprefix("report: "))
+    assert re.fullmatch(r"bench-api: worst p99 \d+\.\d ms over 2,000 achievements", last), last
     report = json.loads(path.read_text())
     assert report["ok"] and report["error"] is None
     assert report["seed"]["achievements"] == 2000 and report["seed"]["workflows"] == 6

@@ -191,3 +191,33 @@ async def test_whichever_happened_first_of_end_and_goal_wins(
     assert (
         await pool.fetchval("SELECT goals_achieved FROM workflow_stats WHERE tenant_id = $1", tenant) == exits
     )
+
+
+async def test_an_achievement_re_emitted_at_another_time_counts_once(pool: asyncpg.Pool) -> None:
+    """Its id alone identifies it: the same id with another achieved_at (here in another month,
+    so another partition of the log) is a redelivery, not a second achievement."""
+    tenant, topics = f"t-{uuid.uuid4().hex[:6]}", Topics()
+    projector = Projector(pool, topics.prefix)
+    _, (_, first), _ = journey(tenant, "wf", "en1", "g1")
+    again = json.loads(first)
+    later = T0 + timedelta(days=40)
+    again["time"] = again["data"]["achieved_at"] = later.isoformat()
+    for value in (first, json.dumps(again).encode()):
+        await projector.process_batch([topics.record(Topic.GOAL_ACHIEVED, value)])
+    logged = await pool.fetch(
+        "SELECT achieved_at FROM workflow_goal_achievements WHERE tenant_id = $1", tenant
+    )
+    assert [r["achieved_at"] for r in logged] == [T0 + timedelta(hours=2)]
+    counted = await pool.fetchval(
+        """
+        SELECT (SELECT sum(achieved) FROM workflow_goal_type_stats WHERE tenant_id = $1)
+             + (SELECT sum(achieved) FROM workflow_goal_type_hourly WHERE tenant_id = $1)
+             + (SELECT sum(achieved) FROM workflow_goal_type_daily WHERE tenant_id = $1)
+        """,
+        tenant,
+    )
+    assert counted == 3, "one achievement in each of the all-time, hourly and daily rollups"
+    audited = await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'goal.achieved'", tenant
+    )
+    assert audited == 1

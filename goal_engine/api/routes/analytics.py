@@ -27,14 +27,48 @@ def _rfc3339(value: object) -> object:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
-From = Annotated[Timestamp | None, Query(alias="from", description="window start (inclusive), whole hours")]
-To = Annotated[Timestamp | None, Query(description="window end (exclusive), whole hours")]
+From = Annotated[
+    Timestamp | None,
+    Query(alias="from", description="window start, inclusive; any instant (default: the beginning)"),
+]
+To = Annotated[
+    Timestamp | None,
+    Query(
+        description="window end, exclusive; any instant (default: now). The hour that contains it "
+        "counts up to it: `to=now` includes the current hour so far"
+    ),
+]
 Interval = Annotated[
-    analytics.Interval | None, Query(description="adds a series with one bucket per interval")
+    analytics.Interval | None,
+    Query(
+        description="adds a series: one bucket per UTC hour, day or ISO week (Monday) that meets "
+        f"the window, zeros included, at most {analytics.MAX_SERIES_BUCKETS:,}"
+    ),
 ]
 
+WINDOWS = f"""
+Without `from`, `to` and `interval`: all-time figures (everything recorded).
 
-@router.get("/workflows/{workflow_id}/goals/stats", response_model=Stats, responses=NOT_FOUND)
+With any of them, the figures count what happened in **[from, to)**, exactly, to the
+microsecond: `from` and `to` may be any instant (RFC 3339 with an offset), `to` is
+exclusive and defaults to now, so `from=<24 h ago>&to=<now>` includes the current,
+partial hour up to `to`; `from` defaults to the beginning. Enrollments count at their
+start, goal exits and achievements at their time.
+
+With `interval`, `series` has one bucket per UTC hour, day or ISO week (starting
+Monday) from the one containing `from` (without `from`: the first with activity) to
+the one containing the last instant before `to`, zeros included; each bucket's `start`
+is its aligned start and it counts only its part inside the window, so the first and
+last buckets may be partial. More than {analytics.MAX_SERIES_BUCKETS:,} buckets is a 422.
+
+Percentiles of time to goal are within `relative_error` of the exact values; counts,
+rates and averages are exact.
+"""
+
+
+@router.get(
+    "/workflows/{workflow_id}/goals/stats", response_model=Stats, responses=NOT_FOUND, description=WINDOWS
+)
 async def goal_stats(
     workflow_id: WorkflowId,
     pool: PoolDep,
@@ -47,7 +81,10 @@ async def goal_stats(
     if from_ is not None and to is not None and from_ >= to:
         raise Unprocessable(["from must be before to"])
     window = analytics.Window(from_, to, interval)
-    stats = await analytics.workflow_stats(pool, who.tenant_id, workflow_id, window)
+    try:
+        stats = await analytics.workflow_stats(pool, who.tenant_id, workflow_id, window)
+    except analytics.SeriesTooLong as exc:
+        raise Unprocessable([str(exc)]) from None
     if stats is None:
         raise NotFound("workflow not found")
     return Stats.model_validate(stats)

@@ -31,12 +31,15 @@ Phases:
                WORKFLOWS active workflows with 1-3 goals each, every converted enrollment
                with one achievement, spread over MONTHS months (the monthly partitions), the
                enrollments that did not convert (20-60 % conversion per workflow), then the
-               aggregates the API reads (workflow_stats, the hourly tables, the time-to-goal
-               histograms) derived from those rows with the projector's rules. Progress
+               aggregates the API reads (workflow_stats, the hourly and daily tables, the
+               time-to-goal histograms and their all-time bins) derived from those rows with
+               the projector's rules. Progress
                lines show rows/s. Kafka, the worker and the projector are not started.
   3. api       `goal-engine api` as a child process on a free port; wait for /healthz.
-  4. check     the stats of one workflow (all time; the last 30 days by day) against a
-               brute-force count over the log; a mismatch ends the run (exit 1).
+  4. check     the stats of one workflow (all time; the last 30 days by day; the last 24 h
+               and some minutes up to now by hour, partial hours at both ends, every
+               bucket zeros included) against a brute-force count over the log; a mismatch
+               ends the run (exit 1).
   5. load      CLIENTS concurrent clients (httpx, closed loop) for WARMUP + DURATION s over
                the mix, each with a read token of the workflow's tenant:
 """
@@ -44,7 +47,8 @@ Phases:
     + """
   6. report    per endpoint: requests, req/s, p50/p90/p99/max latency, non-2xx count; the
                CPU of the API, PostgreSQL (when started here), the bench and the host. As a
-               table on stdout and as JSON in .local/bench/api-report-<timestamp>.json.
+               table on stdout and as JSON in .local/bench/api-report-<timestamp>.json;
+               the last line: "bench-api: worst p99 X ms over N achievements".
 The API is stopped and the database dropped at the end (unless --keep-database), on
 failure and on Ctrl-C too.
 """

@@ -3,13 +3,16 @@
 The API answers from the aggregates; here every figure is counted again from
 ``enrollments`` and ``workflow_goal_achievements`` alone. Compared: all time, the totals,
 the count per goal type and the average time to goal; over the last 30 whole days with
-``interval=day``, the totals and every bucket of the series; and the time-to-goal
+``interval=day``, and over the last 24 hours and some minutes up to the seed's last instant
+with ``interval=hour`` (partial hours at both ends), the totals and every bucket of the
+series, the empty ones too; and the time-to-goal
 percentiles, which must lie within the histogram's stated error of the exact ones.
 A mismatch fails the run before any load: a benchmark of a wrong answer measures nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,8 +50,7 @@ async def check_stats(
 ) -> CheckResult:
     path = f"/api/v1/workflows/{workflow_id}/goals/stats"
     start, to = check_window(end)
-    params = {"from": start.isoformat(), "to": to.isoformat(), "interval": "day"}
-    window = f"from={params['from']} to={params['to']} interval=day"
+    window = f"from={start.isoformat()} to={to.isoformat()} interval=day"
     result = CheckResult(tenant, workflow_id, window, compared=0)
 
     def expect(what: str, got: Any, want: Any) -> None:
@@ -105,32 +107,61 @@ async def check_stats(
                 f"(allowed: {100 * RELATIVE_ERROR:.1f} %)"
             )
 
+    await _check_window(conn, api, path, tenant, workflow_id, (start, to, "day"), expect)
+    # The last day up to the seed's last instant, from an instant that is no whole hour: both
+    # partial hours count, the last one up to `to`.
+    recent = (end - timedelta(hours=24, minutes=17, seconds=23, microseconds=5), end, "hour")
+    await _check_window(conn, api, path, tenant, workflow_id, recent, expect)
+    result.window += f"; from={recent[0].isoformat()} to={recent[1].isoformat()} interval=hour"
+    return result
+
+
+async def _check_window(
+    conn: asyncpg.Connection,
+    api: httpx.AsyncClient,
+    path: str,
+    tenant: str,
+    workflow_id: str,
+    window: tuple[datetime, datetime, str],
+    expect: Callable[[str, Any, Any], None],
+) -> None:
+    """Totals and every bucket of the series (zeros included) over [start, to) against the log."""
+    start, to, interval = window
+    params = {"from": start.isoformat(), "to": to.isoformat(), "interval": interval}
     windowed = await _get(api, path, params)
-    days = await conn.fetch(
+    buckets = await conn.fetch(
         """
-        SELECT day, sum(enrolled)::bigint AS enrolled, sum(achieved)::bigint AS achieved FROM (
-            SELECT date_trunc('day', enrolled_at, 'UTC') AS day, 1 AS enrolled, 0 AS achieved
-            FROM enrollments
+        SELECT b.start, count(*) FILTER (WHERE a.kind = 'e') AS enrolled,
+               count(*) FILTER (WHERE a.kind = 'x') AS achieved
+        FROM (  -- every bucket meeting the window, stepped in UTC
+            SELECT g AT TIME ZONE 'UTC' AS start
+            FROM generate_series(date_trunc($5, $3::timestamptz, 'UTC') AT TIME ZONE 'UTC',
+                                 ($4::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC',
+                                 ('1 ' || $5)::interval) AS g
+        ) AS b
+        LEFT JOIN (
+            SELECT 'e' AS kind, enrolled_at AS at FROM enrollments
             WHERE tenant_id = $1 AND workflow_id = $2 AND enrolled_at >= $3 AND enrolled_at < $4
             UNION ALL
-            SELECT date_trunc('day', achieved_at, 'UTC'), 0, 1
-            FROM workflow_goal_achievements
+            SELECT 'x', achieved_at FROM workflow_goal_achievements
             WHERE tenant_id = $1 AND workflow_id = $2 AND achieved_at >= $3 AND achieved_at < $4
-        ) AS activity GROUP BY day ORDER BY day
+        ) AS a ON date_trunc($5, a.at, 'UTC') = b.start
+        GROUP BY b.start ORDER BY b.start
         """,
         tenant,
         workflow_id,
         start,
         to,
+        interval,
     )
-    expect("window total_enrolled", windowed["total_enrolled"], sum(r["enrolled"] for r in days))
-    expect("window goals_achieved", windowed["goals_achieved"], sum(r["achieved"] for r in days))
+    what = f"{interval} window from {start.isoformat()}"
+    expect(f"{what}: total_enrolled", windowed["total_enrolled"], sum(r["enrolled"] for r in buckets))
+    expect(f"{what}: goals_achieved", windowed["goals_achieved"], sum(r["achieved"] for r in buckets))
     expect(
-        "window series (day, enrolled, achieved)",
+        f"{what}: series (start, enrolled, achieved)",
         [(datetime.fromisoformat(b["start"]), b["enrolled"], b["achieved"]) for b in windowed["series"]],
-        [(r["day"], r["enrolled"], r["achieved"]) for r in days],
+        [(r["start"], r["enrolled"], r["achieved"]) for r in buckets],
     )
-    return result
 
 
 async def _get(api: httpx.AsyncClient, path: str, params: dict[str, str]) -> dict[str, Any]:

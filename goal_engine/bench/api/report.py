@@ -166,6 +166,15 @@ def render(report: ApiReport) -> str:
     return "\n".join(parts)
 
 
+def worst_p99_line(report: ApiReport) -> str:
+    """The run in one line, the last one printed: the slowest endpoint's p99 (what the target is on)."""
+    achievements = number(report.seed.achievements) if report.seed is not None else "?"
+    m = report.measure
+    p99s = [e.latency.p99_ms for e in m.endpoints if e.latency is not None] if m is not None else []
+    worst = f"{max(p99s):.1f} ms" if p99s else "- (no measurement)"
+    return f"bench-api: worst p99 {worst} over {achievements} achievements"
+
+
 def _endpoint_table(m: MeasureResult) -> list[tuple[str, ...]]:
     table: list[tuple[str, ...]] = [("endpoint", "requests", "req/s", "p50", "p90", "p99", "max", "non-2xx")]
     lines = [(e.name, e.requests, e.rate, e.non_2xx, e.latency) for e in m.endpoints]

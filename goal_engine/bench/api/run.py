@@ -38,6 +38,7 @@ from goal_engine.bench.api.report import (
     EndpointResult,
     MeasureResult,
     render,
+    worst_p99_line,
 )
 from goal_engine.bench.api.seed import Seeder, SeedWorkflow, plan
 from goal_engine.bench.lifecycle import cancel_on_sigterm, progress, run_guarded
@@ -138,6 +139,7 @@ def run(options: Options, base: Settings) -> int:
         print("\n" + render(report), flush=True)
         path = report.write(BENCH_DIR)
         print(f"\nreport: {path}", flush=True)
+        print(worst_p99_line(report), flush=True)
     return code
 
 

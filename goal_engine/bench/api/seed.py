@@ -9,8 +9,9 @@ What a seeded database holds (every row the projector would have written for the
   uniformly over the last MONTHS months, time to goal log-uniform between a minute and 30
   days; plus the enrollments that did not convert (each workflow converts 20-60 %):
   ``active`` if enrolled in the last 30 days, else ``completed``, ``exited`` or ``removed``;
-- the aggregates (``workflow_stats``, ``workflow_goal_type_stats``, the hourly tables and
-  both time-to-goal histograms), computed by GROUP BY over those rows with the projector's
+- the aggregates (``workflow_stats``, ``workflow_goal_type_stats``, the hourly tables, both
+  time-to-goal histograms, their all-time bins and daily rollups, ``achievement_ids``),
+  computed by GROUP BY over those rows with the projector's
   rules (``projections/views.py``: hour buckets in UTC, exits by exit time, enrollments by
   enrollment time, the bins of ``projections/histogram.py``).
 
@@ -165,6 +166,10 @@ class SeedResult:
 # $9 trigger data, $10 start of the span, $11 its length (s), $12/$13 time to goal bounds (s).
 _CONVERTED = """
 WITH e AS MATERIALIZED (
+    SELECT enrollment_id, contact_id, achieved_at, enrolled_at, goal,
+           -- the seconds the projector counts the exit and the achievement with (views.py)
+           greatest(0.0, extract(epoch FROM achieved_at - enrolled_at)::float8) AS seconds
+    FROM (
     SELECT 'en-' || $3::int || '-' || g AS enrollment_id, 'c-' || $3::int || '-' || g AS contact_id,
            achieved_at, achieved_at - ttg * interval '1 second' AS enrolled_at, goal
     FROM (
@@ -173,20 +178,21 @@ WITH e AS MATERIALIZED (
                1 + floor(random() * cardinality($6::text[]))::int AS goal
         FROM generate_series($4::int, $5::int) AS g
     ) AS draws
+    ) AS times
 ), enrolled AS (
     INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status, start_seen,
-                             enrolled_at, ended_at, goal_config_ids)
+                             enrolled_at, ended_at, goal_config_ids, time_to_goal_seconds)
     SELECT $1, enrollment_id, $2, contact_id, 'completed_goal', true, enrolled_at, achieved_at,
-           ARRAY[($6::text[])[goal]]
+           ARRAY[($6::text[])[goal]], seconds
     FROM e
 )
 INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id, contact_id,
-    goal_config_id, goal_type, achieved_at, trigger_event, metadata)
+    goal_config_id, goal_type, achieved_at, trigger_event, metadata, time_to_goal_seconds)
 SELECT $1, md5($1 || '/' || enrollment_id || '/' || ($6::text[])[goal])::uuid, $2, enrollment_id, contact_id,
        ($6::text[])[goal], ($7::text[])[goal], achieved_at,
        jsonb_build_object('id', md5('trigger/' || $1 || '/' || enrollment_id)::uuid,
                           'type', ($8::text[])[goal], 'time', achieved_at, 'data', ($9::jsonb[])[goal]),
-       jsonb_build_object('source', 'goal-engine/bench')
+       jsonb_build_object('source', 'goal-engine/bench'), seconds
 FROM e
 """
 
@@ -267,6 +273,40 @@ AGGREGATES: dict[str, str] = {
         JOIN enrollments e ON e.tenant_id = a.tenant_id AND e.enrollment_id = a.workflow_enrollment_id
         WHERE e.enrolled_at IS NOT NULL
         GROUP BY 1, 2, 3, 4, 5
+    """,
+    "achievement_ids": "INSERT INTO achievement_ids SELECT tenant_id, id FROM workflow_goal_achievements",
+    # The all-time bins and the daily rollups, from the hourly ones above.
+    "workflow_time_to_goal_bins": """
+        INSERT INTO workflow_time_to_goal_bins
+        SELECT tenant_id, workflow_id, bin, sum(exits) FROM workflow_time_to_goal_histogram GROUP BY 1, 2, 3
+    """,
+    "workflow_goal_type_time_to_goal_bins": """
+        INSERT INTO workflow_goal_type_time_to_goal_bins
+        SELECT tenant_id, workflow_id, goal_type, bin, sum(achievements), sum(seconds)
+        FROM workflow_goal_type_time_to_goal_histogram GROUP BY 1, 2, 3, 4
+    """,
+    "workflow_activity_daily": """
+        INSERT INTO workflow_activity_daily
+        SELECT tenant_id, workflow_id, date_trunc('day', bucket, 'UTC'), sum(enrolled), sum(achieved),
+               sum(timed_exits), sum(time_to_goal_seconds)
+        FROM workflow_activity_hourly GROUP BY 1, 2, 3
+    """,
+    "workflow_goal_type_daily": """
+        INSERT INTO workflow_goal_type_daily (tenant_id, workflow_id, goal_type, bucket, achieved)
+        SELECT tenant_id, workflow_id, goal_type, date_trunc('day', bucket, 'UTC'), sum(achieved)
+        FROM workflow_goal_type_hourly GROUP BY 1, 2, 3, 4
+    """,
+    "workflow_time_to_goal_histogram_daily": """
+        INSERT INTO workflow_time_to_goal_histogram_daily
+        SELECT tenant_id, workflow_id, date_trunc('day', bucket, 'UTC'), bin, sum(exits)
+        FROM workflow_time_to_goal_histogram GROUP BY 1, 2, 3, 4
+    """,
+    "workflow_goal_type_time_to_goal_histogram_daily": """
+        INSERT INTO workflow_goal_type_time_to_goal_histogram_daily
+            (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
+        SELECT tenant_id, workflow_id, goal_type, date_trunc('day', bucket, 'UTC'), bin, sum(achievements),
+               sum(seconds)
+        FROM workflow_goal_type_time_to_goal_histogram GROUP BY 1, 2, 3, 4, 5
     """,
 }
 
