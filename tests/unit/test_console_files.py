@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 
 from goal_engine.api.main import create_app
 from goal_engine.console import STATIC
-from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.core.config import REPO_ROOT
+from tests.api_routes import APP_SETTINGS
 
 IMPORT = re.compile(r"""^\s*import\s[^'"]*['"](\.{1,2}/[^'"]+)['"]""", re.MULTILINE)
 
@@ -32,7 +33,7 @@ def test_package_data_ships_every_file_of_the_console() -> None:
 
 
 def test_served_at_console_with_a_policy_that_allows_only_this_origin() -> None:
-    client = TestClient(create_app(Settings()))  # no lifespan: static files need no database
+    client = TestClient(create_app(APP_SETTINGS))  # no lifespan: static files need no database
     assert client.get("/console", follow_redirects=False).headers["location"].endswith("/console/")
     page = client.get("/console/")
     assert page.status_code == 200
