@@ -120,3 +120,37 @@ async def test_a_parked_record_redelivered_is_parked_once(pool: asyncpg.Pool) ->
     assert len(await parked(pool, topics.prefix)) == 1
     total = await pool.fetchval("SELECT total_enrolled FROM workflow_stats WHERE tenant_id = $1", tenant)
     assert total == 2
+
+
+async def test_a_poison_achievement_is_found_in_its_set_based_batch(pool: asyncpg.Pool) -> None:
+    """Achievements and exits fold set-based; one that fails sends the batch through the per-record pass."""
+    from tests.integration.test_projector import journey
+
+    tenant, topics = f"t-{uuid.uuid4().hex[:6]}", Topics()
+    projector = Projector(pool, topics.prefix)
+    good = journey(tenant, "wf", "en1", "g1")
+    (_, bad_achieved), (_, bad_exit) = journey(tenant, "wf", "en2", "g2")[1:]
+    poisoned = []
+    for value, field in ((bad_achieved, "achieved_at"), (bad_exit, "exited_at")):
+        event = json.loads(value)
+        event["data"][field] = "0001-01-01T00:00:00+01:00"
+        poisoned.append(json.dumps(event).encode())
+    batch = [
+        topics.record(Topic.GOAL_ACHIEVED, poisoned[0]),
+        *(topics.record(topic, value) for topic, value in good),
+        topics.record(Topic.EXIT_GOAL, poisoned[1]),
+    ]
+    assert await projector.process_batch(batch) == 3
+    stats = await pool.fetchrow(
+        "SELECT total_enrolled, goals_achieved FROM workflow_stats WHERE tenant_id = $1", tenant
+    )
+    assert (stats["total_enrolled"], stats["goals_achieved"]) == (1, 1)
+    logged = await pool.fetchval(
+        "SELECT count(*) FROM workflow_goal_achievements WHERE tenant_id = $1", tenant
+    )
+    assert logged == 1
+    rows = await parked(pool, topics.prefix)
+    assert [(r["topic"].removeprefix(topics.prefix), r["offset"]) for r in rows] == [
+        (Topic.EXIT_GOAL, 1),
+        (Topic.GOAL_ACHIEVED, 0),
+    ]
