@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-api clean
+.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-api bench-projector clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench: install  ## benchmark one worker: 100k enrollments, then goal events at a
 
 bench-api: install  ## benchmark the API's reads: 1M achievements, 8 clients for 20 s (BENCH_API_ARGS="--clients 16")
 	$(PY) -m goal_engine.bench.api $(BENCH_API_ARGS)
+
+bench-projector: install  ## benchmark the projector: 50k achievements + exits from Kafka, vs a plain COPY (BENCH_PROJECTOR_ARGS=...)
+	$(PY) -m goal_engine.bench.projector $(BENCH_PROJECTOR_ARGS)
 
 lint: install  ## ruff, mypy, and schemas/ in step with the models
 	$(VENV)/bin/ruff check .

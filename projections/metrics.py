@@ -17,3 +17,13 @@ LAST_BATCH = Gauge(
     "goal_engine_projector_last_batch_timestamp_seconds", "Unix time of the projector's last committed batch"
 )
 READY = core_metrics.READY
+PARKED = Counter(
+    "goal_engine_projector_parked_records_total",
+    "Records the projector could not fold, parked in projector_parked_records "
+    "(kind: invalid = refused by the contract's validation; error = its parse or fold raised)",
+    ["type", "kind"],
+)
+DB_RETRIES = Counter(
+    "goal_engine_projector_db_retries_total",
+    "Batches retried after a PostgreSQL connection or server error (with backoff)",
+)

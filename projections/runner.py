@@ -6,19 +6,27 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from goal_engine.core.config import Settings
 from goal_engine.core.metrics import CONSUMER_LAG
 from projections import metrics
-from projections.projector import VIEWS, Projector, TrackingConflict
+from projections.projector import VIEWS, Projector, TrackingConflict, is_transient
 from projections.retention import apply_retention
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Backoff between retries while PostgreSQL is unreachable: doubles from the first to the last.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
 
 
 class _SeekToTracking(ConsumerRebalanceListener):
@@ -41,12 +49,44 @@ class _SeekToTracking(ConsumerRebalanceListener):
 async def seek_to_tracking(
     consumer: AIOKafkaConsumer, projector: Projector, partitions: set[TopicPartition]
 ) -> None:
-    positions = await projector.positions()
+    # Without a stop event, with_retry returns only once it has the rows.
+    positions = await with_retry(projector.positions, "read the tracking rows") or {}
     for tp in partitions:
         # Only the synchronous seek here: awaiting seek_to_beginning inside the
         # rebalance callback holds up the heartbeats until the session expires.
         # Offset 0 below the log start falls back to auto_offset_reset="earliest".
         consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+
+
+async def with_retry(
+    attempt: Callable[[], Awaitable[T]], what: str, stop: asyncio.Event | None = None
+) -> T | None:
+    """``attempt()`` until it succeeds, waiting with backoff while PostgreSQL is unreachable.
+
+    Only transient errors (a restart, a dropped connection) are retried: the attempt is
+    one transaction, rolled back whole, and the tracking guard makes a retry after a
+    commit whose answer was lost a TrackingConflict, never a second fold. Returns None
+    if ``stop`` is set while waiting.
+    """
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            result = await attempt()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            metrics.DB_RETRIES.inc()
+            metrics.READY.set(0)
+            extra = {"what": what, "error": repr(exc), "retry_in_s": delay}
+            log.warning("PostgreSQL unavailable; retrying", extra=extra)
+            if stop is None:
+                await asyncio.sleep(delay)
+            elif await _wait(stop, delay):
+                return None
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            continue
+        metrics.READY.set(1)
+        return result
 
 
 def record_lag(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
@@ -63,17 +103,22 @@ async def retention_daily(pool: asyncpg.Pool, retention: timedelta, stop: asynci
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
-                await apply_retention(conn, retention)
-        except (asyncpg.PostgresError, OSError) as exc:
-            log.error("retention failed; retrying in an hour", extra={"error": repr(exc)})
+                result = await apply_retention(conn, retention)
+        except Exception as exc:  # whatever it is, the daily task must not die silently
+            log.exception("retention failed; retrying in an hour", extra={"error": repr(exc)})
+            await _wait(stop, 3600)
+            continue
+        if result.failed:  # each step is logged by apply_retention; the others did run
             await _wait(stop, 3600)
             continue
         await _wait(stop, 24 * 3600)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
@@ -100,19 +145,25 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
                 continue
             started = time.perf_counter()
             try:
-                await projector.process_batch(records)
+                folded = await with_retry(partial(projector.process_batch, records), "fold a batch", stop)
             except TrackingConflict as exc:
                 log.warning("tracking conflict, re-seeking", extra={"reason": str(exc)})
                 await seek_to_tracking(consumer, projector, consumer.assignment())
                 continue
+            if folded is None:
+                break  # stopped while PostgreSQL was unreachable: the batch is read again next start
             metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
             metrics.LAST_BATCH.set_to_current_time()
             record_lag(consumer, batch)
             metrics.BATCH_SIZE.observe(len(records))
             for r in records:
                 metrics.PROJECTED.labels(r.topic[len(settings.topic_prefix) :]).inc()
-            # Informational only (lag dashboards): the tracking rows are the truth.
-            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            # Informational only (lag dashboards): the tracking rows are the truth, so a
+            # commit refused after a rebalance (a long outage) is only logged.
+            try:
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            except KafkaError as exc:
+                log.warning("Kafka offset commit failed (lag only)", extra={"error": repr(exc)})
     finally:
         metrics.READY.set(0)
         stop.set()

@@ -8,6 +8,7 @@ aggregates move only when a row really changed, so nothing double-counts.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -368,3 +369,20 @@ async def workflow_config_published(
         event.id,
         event.type,
     )
+
+
+# -- many events of one topic at once (projections/projector.py's fast path) ---------------
+
+
+async def goal_achieved_many(
+    conn: asyncpg.Connection, items: Sequence[tuple[CloudEvent, GoalAchieved]]
+) -> None:
+    """A batch's achievements, in order, each as :func:`goal_achieved` folds it."""
+    for event, data in items:
+        await goal_achieved(conn, event, data)
+
+
+async def exit_goal_many(conn: asyncpg.Connection, items: Sequence[tuple[CloudEvent, ExitGoal]]) -> None:
+    """A batch's exits, in order, each as :func:`exit_goal` folds it."""
+    for event, data in items:
+        await exit_goal(conn, event, data)

@@ -32,7 +32,7 @@ Revision ID: 0007
 from projections.migrations.script import execute_script
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 
 UPGRADE = """
 CREATE TABLE workflow_time_to_goal_bins (
