@@ -21,7 +21,7 @@ Timing rules (contract section 2):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,14 @@ from goal_engine.domain.goals import GOAL_TYPES
 from goal_engine.domain.workflow import Goal, WorkflowConfig
 
 WorkflowLookup = Callable[[str], WorkflowConfig | None]
+
+
+class ForeignState(ValueError):
+    """A stored state that belongs to another tenant or contact than the event's.
+
+    Keys are unambiguous (no ':' in tenant ids), so this means a state written
+    under an ambiguous key before that rule, or a bug: never evaluate or rewrite it.
+    """
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,11 @@ class ContactState:
         for key, enrollment in list(self.enrollments.items()):
             if enrollment.ended_at is not None and clock.now - enrollment.ended_at > clock.ended_retention:
                 del self.enrollments[key]
+
+    def copy(self) -> ContactState:
+        """A copy to evaluate on: what a failed evaluation changed never reaches the original."""
+        enrollments = {k: replace(e, met_goals=dict(e.met_goals)) for k, e in self.enrollments.items()}
+        return replace(self, enrollments=enrollments, recent=list(self.recent))
 
     # --- queries --------------------------------------------------------------------
 
@@ -230,6 +243,11 @@ class ContactState:
     @classmethod
     def from_json(cls, tenant_id: str, contact_id: str, raw: dict[str, Any] | None) -> ContactState:
         state = cls(tenant_id, contact_id)
+        owner = (raw.get("tenant_id", tenant_id), raw.get("contact_id", contact_id)) if raw else None
+        if owner is not None and owner != (tenant_id, contact_id):
+            raise ForeignState(
+                "foreign state: the state stored under this key belongs to another tenant or contact"
+            )
         if raw:
             for e in raw.get("enrollments", []):
                 enrollment = Enrollment.from_json(e)
