@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from goal_engine.contract.events import (
     CloudEvent,
@@ -319,3 +320,11 @@ def test_configuration_keys_cannot_collide_across_tenants() -> None:
     assert configs._apply_record(activated("a:b", "c", 2)) is None  # refused, not a newer version of a's
     assert configs.get("a", "b:c") is not None and configs.get("a", "b:c").version == 1  # type: ignore[union-attr]
     assert len(configs) == 1
+
+
+def test_the_bound_on_kept_events_shows_in_a_metric() -> None:
+    before = REGISTRY.get_sample_value("goal_engine_kept_events_dropped_total") or 0.0
+    bounded = Clock(now=at(5), grace=timedelta(seconds=60), max_kept_events=2)
+    events = [keyed(tag(subject="c-capped", tag_id=f"tag-{i}", time=at(1))) for i in range(5)]
+    evaluate_events(ContactBatch({}, ListenerIndex()), events, configs_of(), bounded)
+    assert REGISTRY.get_sample_value("goal_engine_kept_events_dropped_total") == before + 3
