@@ -166,3 +166,22 @@ def test_tokens_pin_the_algorithm_and_require_expiry() -> None:
     unsigned = jwt.encode({"sub": "u", "tenant_id": "t1", "exp": 2**40}, key=None, algorithm="none")
     with pytest.raises(InvalidToken):
         verify_token(SECRET, unsigned)
+
+
+GOOD_TEXT = raw()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        GOOD_TEXT.replace(b'"Purchased"', b'"Purc\xed\xa0\x80hased"'),  # a raw surrogate, no escape
+        GOOD_TEXT.decode().encode("utf-16"),
+        GOOD_TEXT.decode().encode("utf-16-le"),
+        GOOD_TEXT.replace(b'"Purchased"', b'"Purc\x00hased"'),  # a raw NUL
+    ],
+)
+def test_only_strict_utf8_json_is_read(value: bytes) -> None:
+    # The fast paths of parse_event look for escapes in the raw bytes: nothing may get
+    # around them by another encoding.
+    with pytest.raises(InvalidEvent, match="malformed JSON"):
+        parse_event(value, now=NOW)
