@@ -402,10 +402,19 @@ def _check_time(where: str, value: datetime, latest: datetime) -> None:
         )
 
 
+#: What a pattern refuses, in words (pydantic's message only quotes the pattern).
+_PATTERN_RULES = {
+    TENANT_ID_PATTERN: "must be non-empty, without ':' or control characters",
+    ID_PATTERN: "must be non-empty, without control characters",
+    NAME_PATTERN: "must not contain NUL",
+}
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(p) for p in err["loc"]) or "(root)"
-    return f"{where}: {err['msg']}"[:300]
+    pattern = str(err.get("ctx", {}).get("pattern")) if err["type"] == "string_pattern_mismatch" else ""
+    return f"{where}: {_PATTERN_RULES.get(pattern, err['msg'])}"[:300]
 
 
 def make_event(

@@ -78,7 +78,7 @@ def nested(levels: int) -> bytes:
     [
         # ':' in a tenant id would make tenant "a" contact "b:c" and tenant "a:b" contact "c"
         # one key, "a:b:c" (issue 10, item 3).
-        (raw(tenantid="a:b"), "invalid_envelope", "tenantid"),
+        (raw(tenantid="a:b"), "invalid_envelope", "tenantid: must be non-empty, without ':'"),
         (raw(tenantid="t\x7f"), "invalid_envelope", "tenantid"),
         (nested(256), "too_deep", "256 levels"),
         (nested(339), "too_deep", "339 levels"),
