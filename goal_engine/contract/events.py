@@ -264,7 +264,7 @@ class CloudEvent(BaseModel):
     time: AwareDatetime = Field(description="RFC 3339 with offset: when it happened")
     tenantid: TenantId
     subject: Id | None = Field(default=None, description="the contact id")
-    datacontenttype: str | None = "application/json"
+    datacontenttype: Annotated[str, StringConstraints(max_length=200)] | None = "application/json"
     data: dict[str, Any]
 
     def typed_data(self) -> Any:

@@ -57,6 +57,17 @@ class Enrollment:
         self.status = EnrollmentStatus(reason)
         self.ended_at, self.ended_seen_at = at, seen_at
 
+    def copy(self) -> Enrollment:
+        return Enrollment(
+            workflow_id=self.workflow_id,
+            enrollment_id=self.enrollment_id,
+            enrolled_at=self.enrolled_at,
+            status=self.status,
+            met_goals=dict(self.met_goals),
+            ended_at=self.ended_at,
+            ended_seen_at=self.ended_seen_at,
+        )
+
     @property
     def retained_from(self) -> datetime | None:
         """Processing time from which an ended enrollment's retention counts (None: active).

@@ -27,12 +27,13 @@ Timing rules (contract section 2):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from goal_engine.contract.events import CloudEvent
+from goal_engine.contract.events import DATA_MODELS, CloudEvent
 from goal_engine.contract.topics import GOAL_SOURCE_TOPICS, Topic
 from goal_engine.domain import ids
 from goal_engine.domain.enrollment import Enrollment
@@ -157,14 +158,17 @@ class ContactState:
         return dropped
 
     def _size(self, event: CloudEvent) -> int:
+        """A kept event's size: its data as JSON, and the most its envelope can take."""
         if (size := self._sizes.get(event.id)) is None:
-            size = self._sizes[event.id] = len(event.model_dump_json())
+            size = self._sizes[event.id] = _ENVELOPE_BYTES + len(json.dumps(event.data))
         return size
 
     def copy(self) -> ContactState:
         """A copy to evaluate on: what a failed evaluation changed never reaches the original."""
-        enrollments = {k: replace(e, met_goals=dict(e.met_goals)) for k, e in self.enrollments.items()}
-        return replace(self, enrollments=enrollments, recent=list(self.recent), _sizes=dict(self._sizes))
+        enrollments = {k: e.copy() for k, e in self.enrollments.items()}
+        return ContactState(
+            self.tenant_id, self.contact_id, enrollments, list(self.recent), dict(self._sizes)
+        )
 
     # --- queries --------------------------------------------------------------------
 
@@ -298,10 +302,18 @@ class ContactState:
         return state
 
 
+#: The most a kept event's envelope takes as JSON (its ids and names are bounded).
+_ENVELOPE_BYTES = 1600
+
+
 def _as_kept(event: CloudEvent) -> CloudEvent:
     """What the matchers need of a goal event (rule 4): the contract's data fields only.
 
     A producer's extra fields (up to the 256 KiB a record may hold) are dropped; an
     achievement met later by a kept event carries these fields as its trigger's data.
+    (``parse_event`` has validated them: they are kept as they came.)
     """
-    return event.model_copy(update={"data": event.typed_data().model_dump(mode="json")})
+    fields = DATA_MODELS[Topic(event.type)].model_fields
+    if all(name in fields for name in event.data):
+        return event
+    return event.model_copy(update={"data": {k: v for k, v in event.data.items() if k in fields}})

@@ -80,6 +80,7 @@ def nested(levels: int) -> bytes:
         # one key, "a:b:c" (issue 10, item 3).
         (raw(tenantid="a:b"), "invalid_envelope", "tenantid: must be non-empty, without ':'"),
         (raw(tenantid="t\x7f"), "invalid_envelope", "tenantid"),
+        (raw(datacontenttype="x" * 1000), "invalid_envelope", "datacontenttype"),  # kept with the event
         (nested(256), "too_deep", "256 levels"),
         (nested(339), "too_deep", "339 levels"),
         (nested(5000), "too_deep", "5000 levels"),
