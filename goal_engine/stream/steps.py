@@ -143,7 +143,8 @@ def _evaluate_one(batch: ContactBatch, event: EventT, configs: ConfigLookup, clo
     for a in outcome.achievements:
         metrics.GOALS_ACHIEVED.labels(a.goal.goal_type.value).inc()
     metrics.EXITS.inc(len(outcome.exits))
-    metrics.KEPT_EVENTS_DROPPED.inc(outcome.dropped)
+    if outcome.dropped:
+        metrics.KEPT_EVENTS_DROPPED.inc(outcome.dropped)
     return [msg.timestamp] * len(outcome.exits)
 
 
