@@ -8,7 +8,8 @@ Unknown extra attributes and data fields are ignored, as the contract says.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -27,12 +28,31 @@ from goal_engine.contract.topics import Topic
 #: characters, bounded so a hostile producer cannot blow up state or rows.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ID_PATTERN)]
+#: A tenant id: an id without ':' either, so ``tenant:contact`` and
+#: ``tenant:workflow`` keys split one way only (the rule the API applies to tokens).
+TENANT_ID_PATTERN = r"^[^\x00-\x1f\x7f:]+$"
+TENANT_ID_MAX_LENGTH = 200
+TenantId = Annotated[
+    str, StringConstraints(min_length=1, max_length=TENANT_ID_MAX_LENGTH, pattern=TENANT_ID_PATTERN)
+]
 #: A display name: anything but NUL, which PostgreSQL cannot store in TEXT or JSONB.
 NAME_PATTERN = r"^[^\x00]*$"
 Name = Annotated[str, StringConstraints(max_length=500, pattern=NAME_PATTERN)]
 
 #: Largest record value the engine accepts; larger ones are dead-lettered.
 MAX_EVENT_BYTES = 256 * 1024
+#: Deepest nesting of arrays and objects an event may have. Contract events are
+#: 3-4 levels deep; the libraries that copy, store and encode an event recurse
+#: (pydantic gives up at ~255 levels, the json module at ~1000).
+MAX_NESTING = 64
+#: The window of times an event may carry. Before 1970 or in the far future, a
+#: time is a producer's bug, and it overflows the date arithmetic of the worker
+#: (retention), the projector (PostgreSQL's range) and the partitions.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+#: How far ahead of our clock an event's ``time`` may be (producers' clock skew).
+MAX_CLOCK_SKEW = timedelta(days=1)
+#: How far ahead a time inside ``data`` may be (an appointment booked ahead, say).
+MAX_DATA_FUTURE = timedelta(days=3660)
 
 
 class _Data(BaseModel):
@@ -185,14 +205,21 @@ class ExitGoal(_Data):
 
 
 class DeadLetter(_Data):
-    """``goal_engine.dead_letter``: a record the engine could not accept."""
+    """``goal_engine.dead_letter``: a record the engine could not accept.
+
+    The original bytes are copied unless the record is too large to copy
+    within Kafka's 1 MB producer limit: then ``value_b64`` (and ``key_b64``)
+    are null and the letter refers to the record by topic, partition and
+    offset, with its ``size``.
+    """
 
     reason: str
     source_topic: str
     partition: int
     offset: int
+    size: int | None = Field(None, description="bytes of the record's key and value")
     key_b64: str | None
-    value_b64: str
+    value_b64: str | None
 
 
 #: The ``data`` model of every event type of the contract.
@@ -238,9 +265,9 @@ class CloudEvent(BaseModel):
     source: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     time: AwareDatetime = Field(description="RFC 3339 with offset: when it happened")
-    tenantid: Id
+    tenantid: TenantId
     subject: Id | None = Field(default=None, description="the contact id")
-    datacontenttype: str | None = "application/json"
+    datacontenttype: Annotated[str, StringConstraints(max_length=200)] | None = "application/json"
     data: dict[str, Any]
 
     def typed_data(self) -> Any:
@@ -261,25 +288,37 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-def parse_event(value: bytes | None, expected_type: str | None = None) -> CloudEvent:
+def parse_event(
+    value: bytes | None, expected_type: str | None = None, now: datetime | None = None
+) -> CloudEvent:
     """Parse and validate one record value, or raise :class:`InvalidEvent`.
 
     The reason is short and names the first problem, so a dead letter tells
-    the producing team what to fix.
+    the producing team what to fix. ``now`` (default: the clock) bounds how
+    far ahead an event's times may be.
     """
     if value is None:
         raise InvalidEvent("empty", "empty record (tombstone)")
     if len(value) > MAX_EVENT_BYTES:
         raise InvalidEvent("oversized", f"oversized record: {len(value)} bytes > {MAX_EVENT_BYTES}")
+    # Before decoding: json.loads itself recurses, and gives up past ~1000 levels.
+    # (Counting the brackets first is cheap, and enough for nearly every record.)
+    openings = value.count(b"[") + value.count(b"{")
+    if openings > MAX_NESTING and (depth := nesting_depth(value)) > MAX_NESTING:
+        raise InvalidEvent("too_deep", f"nested too deep: {depth} levels > {MAX_NESTING}")
     try:
-        raw = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Strict UTF-8 (json.loads would also take UTF-16 or raw surrogates from bytes).
+        raw = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("malformed_json", f"malformed JSON: not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
         raise InvalidEvent("malformed_json", f"malformed JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidEvent("not_an_object", "malformed event: the value is not a JSON object")
-    if _has_nul(raw):
-        # Unknown fields travel on (trigger_event.data): one NUL would stall the read models.
-        raise InvalidEvent("invalid_characters", "invalid characters: a NUL (\\u0000) in the event")
+    if _MAYBE_BAD_CHARACTER.search(value) and (bad := _bad_character(raw)) is not None:
+        # Unknown fields travel on (trigger_event.data): one NUL would stall the read
+        # models, and a lone surrogate cannot be encoded as UTF-8 by anyone downstream.
+        raise InvalidEvent("invalid_characters", f"invalid characters: {bad} in the event")
     try:
         event = CloudEvent.model_validate(raw)
     except ValidationError as exc:
@@ -293,26 +332,98 @@ def parse_event(value: bytes | None, expected_type: str | None = None) -> CloudE
     if topic in CONTACT_SCOPED_TYPES and not event.subject:
         raise InvalidEvent("missing_subject", f"missing subject (the contact id) on {event.type}")
     try:
-        DATA_MODELS[topic].model_validate(event.data)
+        data = DATA_MODELS[topic].model_validate(event.data)
     except ValidationError as exc:
         raise InvalidEvent("invalid_data", f"invalid data for {event.type}: {_first_error(exc)}") from None
+    now = now or datetime.now(UTC)
+    _check_time("time", event.time, now + MAX_CLOCK_SKEW)
+    for where, value_time in _data_times(data) if type(data) in _TIMED_MODELS else ():
+        _check_time(f"data.{where}", value_time, now + MAX_DATA_FUTURE)
     return event
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nesting_depth(value: bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest, without recursing.
+
+    Strings are cut out first (a bracket in a string does not nest), then only
+    the brackets are left to count: a few per ordinary event.
+    """
+    brackets = _STRING.sub(b"", value).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for b in brackets:
+        depth += 1 if b in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+#: In strict UTF-8 JSON text a NUL or a lone surrogate can only be written as an
+#: escape (raw, the decoder refuses it): without such an escape, nothing to look for.
+_MAYBE_BAD_CHARACTER = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _bad_character(raw: Any) -> str | None:
+    """The first NUL or lone surrogate in any key or string of a decoded event."""
+    stack = [raw]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += value.keys()
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str) and (found := _BAD_CHARACTER.search(value)):
+            return "a NUL (\\u0000)" if found.group() == "\x00" else "a lone surrogate"
+    return None
+
+
+def _data_times(model: BaseModel, where: str = "") -> list[tuple[str, datetime]]:
+    """Every datetime of a validated ``data`` model, nested models included."""
+    found: list[tuple[str, datetime]] = []
+    for name, value in model:
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for i, item in items:
+            path = f"{where}{name}" if i is None else f"{where}{name}.{i}"
+            if isinstance(item, datetime):
+                found.append((path, item))
+            elif isinstance(item, BaseModel):
+                found += _data_times(item, f"{path}.")
+    return found
+
+
+#: The data models with a datetime somewhere (most have none: nothing to walk).
+_TIMED_MODELS = frozenset(
+    m for m in DATA_MODELS.values() if '"date-time"' in json.dumps(m.model_json_schema())
+)
+
+
+def _check_time(where: str, value: datetime, latest: datetime) -> None:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # trigger_event.time
+    if not EARLIEST_TIME <= aware <= latest:
+        raise InvalidEvent(
+            "time_out_of_range",
+            f"{where} out of range: {value.isoformat()} is not between "
+            f"{EARLIEST_TIME.isoformat()} and {latest.isoformat(timespec='seconds')}",
+        )
+
+
+#: What a pattern refuses, in words (pydantic's message only quotes the pattern).
+_PATTERN_RULES = {
+    TENANT_ID_PATTERN: "must be non-empty, without ':' or control characters",
+    ID_PATTERN: "must be non-empty, without control characters",
+    NAME_PATTERN: "must not contain NUL",
+}
 
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(p) for p in err["loc"]) or "(root)"
-    return f"{where}: {err['msg']}"[:300]
+    pattern = str(err.get("ctx", {}).get("pattern")) if err["type"] == "string_pattern_mismatch" else ""
+    return f"{where}: {_PATTERN_RULES.get(pattern, err['msg'])}"[:300]
 
 
 def make_event(

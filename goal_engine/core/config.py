@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     ended_retention_seconds: float = Field(
         3600.0, ge=0, description="how long an ended enrollment is remembered (against late duplicates)"
     )
+    max_kept_events: int = Field(
+        20, ge=1, description="most goal events one contact keeps for the grace window (oldest go first)"
+    )
+    max_kept_event_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="most bytes of goal events one contact keeps for the grace window (oldest go first)",
+    )
     sweep_interval_seconds: float = Field(30.0, gt=0, description="how often expired worker state is swept")
     evaluate_batch_size: int = Field(
         200, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from goal_engine.contract import events as contract_events
+
 if TYPE_CHECKING:
     from goal_engine.core.config import Settings
 
@@ -31,7 +33,8 @@ WRITE = "workflows:write"
 #: the contact (or workflow) with ``:``; a tenant without one makes the first ``:`` of a
 #: key the boundary, so tenant ``a`` / contact ``b:c`` and tenant ``a:b`` / contact ``c``
 #: are different keys.
-TENANT_ID_PATTERN = re.compile(r"[^\x00-\x1f\x7f:]{1,200}")
+# One rule for tenant ids in tokens and in events (the contract's), so keys cannot collide.
+TENANT_ID_PATTERN = re.compile(contract_events.TENANT_ID_PATTERN)
 _SUBJECT_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 #: Secrets printed in this repository (or any earlier version of it): never a real one.
@@ -91,7 +94,7 @@ def tenant_id_problem(tenant_id: Any) -> str | None:
     """Why ``tenant_id`` is not a valid tenant id, or None when it is."""
     if not isinstance(tenant_id, str) or not tenant_id:
         return "tenant_id must be a non-empty string"
-    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
+    if len(tenant_id) > contract_events.TENANT_ID_MAX_LENGTH or not TENANT_ID_PATTERN.fullmatch(tenant_id):
         return "tenant_id must be at most 200 characters, without ':' or control characters"
     return None
 

@@ -34,7 +34,10 @@ class Enrollment:
     enrolled_at: datetime | None  # None: ended before its start reached us
     status: EnrollmentStatus = EnrollmentStatus.ACTIVE
     met_goals: dict[str, datetime] = field(default_factory=dict)  # goal id -> achieved at
-    ended_at: datetime | None = None
+    ended_at: datetime | None = None  # event time: when it ended (or exited on a goal)
+    # Processing time the worker saw it end: retention counts from here, not from
+    # ``ended_at``, so a lagging worker does not forget an end it has just seen.
+    ended_seen_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
@@ -44,15 +47,34 @@ class Enrollment:
         self._require_active("record a goal")
         self.met_goals.setdefault(goal_id, at)
 
-    def complete_goal(self, at: datetime) -> None:
+    def complete_goal(self, at: datetime, *, seen_at: datetime) -> None:
         self._require_active("exit on a goal")
         self.status = EnrollmentStatus.COMPLETED_GOAL
-        self.ended_at = at
+        self.ended_at, self.ended_seen_at = at, seen_at
 
-    def end(self, reason: str, at: datetime) -> None:
+    def end(self, reason: str, at: datetime, *, seen_at: datetime) -> None:
         self._require_active(f"end ({reason})")
         self.status = EnrollmentStatus(reason)
-        self.ended_at = at
+        self.ended_at, self.ended_seen_at = at, seen_at
+
+    def copy(self) -> Enrollment:
+        return Enrollment(
+            workflow_id=self.workflow_id,
+            enrollment_id=self.enrollment_id,
+            enrolled_at=self.enrolled_at,
+            status=self.status,
+            met_goals=dict(self.met_goals),
+            ended_at=self.ended_at,
+            ended_seen_at=self.ended_seen_at,
+        )
+
+    @property
+    def retained_from(self) -> datetime | None:
+        """Processing time from which an ended enrollment's retention counts (None: active).
+
+        States stored before ``ended_seen_at`` existed fall back to the event time.
+        """
+        return self.ended_seen_at or self.ended_at
 
     def _require_active(self, what: str) -> None:
         if not self.is_active:
@@ -67,6 +89,7 @@ class Enrollment:
             "status": str(self.status),
             "met_goals": {g: at.isoformat() for g, at in self.met_goals.items()},
             "ended_at": _iso(self.ended_at),
+            "ended_seen_at": _iso(self.ended_seen_at),
         }
 
     @classmethod
@@ -78,6 +101,7 @@ class Enrollment:
             status=EnrollmentStatus(raw["status"]),
             met_goals={g: datetime.fromisoformat(at) for g, at in raw.get("met_goals", {}).items()},
             ended_at=_dt(raw.get("ended_at")),
+            ended_seen_at=_dt(raw.get("ended_seen_at")),
         )
 
 

@@ -53,10 +53,13 @@ class ContactBatch:
         if touched is None:
             state = stored.load(tenant_id, contact_id, self.table.get(key))
             touched = self._touched[key] = _Touched(state, summarize(state), event)
-        touched.event = event
-        outcome = change(touched.state)
-        if outcome:
-            self.records += outcome_records(tenant_id, contact_id, outcome)
+        # On a copy: if the change or the encoding of its outcome fails halfway, the
+        # record is dead-lettered and the state stays as the previous event left it.
+        state = touched.state.copy()
+        outcome = change(state)
+        records = outcome_records(tenant_id, contact_id, outcome) if outcome else []
+        touched.state, touched.event = state, event
+        self.records += records
         return outcome
 
     def write(self, clock: Clock) -> list[tuple[str, float | None]]:

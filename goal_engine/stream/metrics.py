@@ -41,3 +41,8 @@ EVALUATE_BATCH = Histogram(
     "Contact events per evaluated batch (one wait for Kafka's acks per batch)",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+KEPT_EVENTS_DROPPED = Counter(
+    "goal_engine_kept_events_dropped_total",
+    "Goal events a contact forgot before their grace window ended, at its bound"
+    " (GOAL_ENGINE_MAX_KEPT_EVENTS / GOAL_ENGINE_MAX_KEPT_EVENT_BYTES)",
+)

@@ -81,17 +81,31 @@ def _exit(tenant_id: str, contact_id: str, x: GoalExit) -> CloudEvent:
     )
 
 
+#: Largest record (key and value) a dead letter copies. Base64 adds a third, and
+#: the producer refuses requests over 1 MB: a larger record is referred to instead.
+MAX_COPIED_BYTES = 700 * 1024
+
+
 def dead_letter_record(
     reason: str, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
 ) -> Record:
-    """A dead letter keeps the original bytes, so nothing is lost and it can be replayed."""
+    """A dead letter keeps the original bytes, so nothing is lost and it can be replayed.
+
+    A record too large to copy is kept by reference: it stays in its topic until
+    retention, at the topic, partition and offset the letter names.
+    """
+    size = len(key or b"") + len(value or b"")
+    copied = size <= MAX_COPIED_BYTES
+    if not copied:
+        reason = f"{reason}; too large to copy ({size} bytes), see {topic}[{partition}]@{offset}"
     data = DeadLetter(
         reason=reason,
         source_topic=topic,
         partition=partition,
         offset=offset,
-        key_b64=base64.b64encode(key).decode() if key is not None else None,
-        value_b64=base64.b64encode(value or b"").decode(),
+        size=size,
+        key_b64=base64.b64encode(key).decode() if key is not None and copied else None,
+        value_b64=base64.b64encode(value or b"").decode() if copied else None,
     )
     event = make_event(
         Topic.DEAD_LETTER,
@@ -101,4 +115,4 @@ def dead_letter_record(
         data=data,
         source=SOURCE,
     )
-    return Record(Topic.DEAD_LETTER, key or b"", encode_event(event))
+    return Record(Topic.DEAD_LETTER, (key or b"") if copied else b"", encode_event(event))

@@ -61,6 +61,8 @@ class Worker:
             now=datetime.now(UTC),
             grace=timedelta(seconds=s.grace_seconds),
             ended_retention=timedelta(seconds=s.ended_retention_seconds),
+            max_kept_events=s.max_kept_events,
+            max_kept_bytes=s.max_kept_event_bytes,
         )
 
     def ready(self) -> None:

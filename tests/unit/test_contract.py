@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from goal_engine import schemas_gen
-from goal_engine.contract.events import MAX_EVENT_BYTES, InvalidEvent, parse_event
+from goal_engine.contract.events import MAX_EVENT_BYTES, MAX_NESTING, InvalidEvent, nesting_depth, parse_event
 from goal_engine.core.security import InvalidToken, mint_token, verify_token
 
 SECRET = "unit-test-secret-of-at-least-32-bytes"
@@ -63,6 +64,71 @@ def test_bad_input_is_refused_with_a_reason(value: bytes | None, reason: str) ->
     assert reason in err.value.reason
 
 
+def nested(levels: int) -> bytes:
+    """The good event with an ignored data field nested ``levels`` deep in all.
+
+    Written as text: the json module cannot even encode 5000 levels.
+    """
+    inner = levels - 2  # the envelope and data objects are the first two levels
+    return raw(data={**GOOD["data"], "deep": "DEEP"}).replace(b'"DEEP"', b"[" * inner + b"1" + b"]" * inner)
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "reason"),
+    [
+        # ':' in a tenant id would make tenant "a" contact "b:c" and tenant "a:b" contact "c"
+        # one key, "a:b:c" (issue 10, item 3).
+        (raw(tenantid="a:b"), "invalid_envelope", "tenantid: must be non-empty, without ':'"),
+        (raw(tenantid="t\x7f"), "invalid_envelope", "tenantid"),
+        (raw(datacontenttype="x" * 1000), "invalid_envelope", "datacontenttype"),  # kept with the event
+        (nested(256), "too_deep", "256 levels"),
+        (nested(339), "too_deep", "339 levels"),
+        (nested(5000), "too_deep", "5000 levels"),
+        (b"[" * 100_000, "too_deep", "100000 levels"),
+        (raw(data={**GOOD["data"], "note": "\ud800"}), "invalid_characters", "lone surrogate"),
+        (raw(data={**GOOD["data"], "\udfff": 1}), "invalid_characters", "lone surrogate"),
+        (raw(time="0001-01-01T00:00:00+01:00"), "time_out_of_range", "time out of range"),
+        (raw(time="1969-12-31T23:59:59Z"), "time_out_of_range", "time out of range"),
+        (raw(time="9999-12-31T23:59:00Z"), "time_out_of_range", "time out of range"),
+        (raw(time="2026-01-03T10:00:00Z"), "time_out_of_range", "time out of range"),  # > now + 1 day
+        (
+            raw(
+                type="appointment.booked",
+                data={"appointment_id": "a", "calendar_id": "c", "starts_at": "9999-12-31T23:59:00Z"},
+            ),
+            "time_out_of_range",
+            "data.starts_at out of range",
+        ),
+    ],
+)
+def test_hostile_input_is_refused_with_a_reason(value: bytes, code: str, reason: str) -> None:
+    """Records that once passed validation and then crashed the worker or the projector."""
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(value, now=NOW)
+    assert (err.value.code, reason in err.value.reason) == (code, True), err.value.reason
+
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def test_what_looks_hostile_but_is_not_is_accepted() -> None:
+    ok = [
+        nested(MAX_NESTING),
+        raw(data={**GOOD["data"], "note": "[[[[{{{{" * 100}),  # brackets in a string do not nest
+        raw(data={**GOOD["data"], "note": "\U0001f600 \ud83d\ude00"}),  # pairs are characters
+        raw(time="1970-01-01T00:00:00Z"),
+        raw(time="2026-01-02T11:59:00Z"),  # within the clock skew allowed
+        raw(subject="b:c"),  # a contact id may hold ':' (the tenant id cannot)
+    ]
+    for value in ok:
+        parse_event(value, now=NOW)
+
+
+def test_the_nesting_depth_ignores_strings_and_needs_no_recursion() -> None:
+    assert nesting_depth(b'{"a": "[[[[\\"[[", "b": [[1], {"c": []}]}') == 4
+    assert nesting_depth(b"[" * 1_000_000) == 1_000_000
+
+
 def test_an_unknown_type_is_refused() -> None:
     with pytest.raises(InvalidEvent, match="unknown event type"):
         parse_event(raw(type="contact.tag.removed"))
@@ -101,3 +167,22 @@ def test_tokens_pin_the_algorithm_and_require_expiry() -> None:
     unsigned = jwt.encode({"sub": "u", "tenant_id": "t1", "exp": 2**40}, key=None, algorithm="none")
     with pytest.raises(InvalidToken):
         verify_token(SECRET, unsigned)
+
+
+GOOD_TEXT = raw()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        GOOD_TEXT.replace(b'"Purchased"', b'"Purc\xed\xa0\x80hased"'),  # a raw surrogate, no escape
+        GOOD_TEXT.decode().encode("utf-16"),
+        GOOD_TEXT.decode().encode("utf-16-le"),
+        GOOD_TEXT.replace(b'"Purchased"', b'"Purc\x00hased"'),  # a raw NUL
+    ],
+)
+def test_only_strict_utf8_json_is_read(value: bytes) -> None:
+    # The fast paths of parse_event look for escapes in the raw bytes: nothing may get
+    # around them by another encoding.
+    with pytest.raises(InvalidEvent, match="malformed JSON"):
+        parse_event(value, now=NOW)

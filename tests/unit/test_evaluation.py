@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from goal_engine.contract.events import CloudEvent
 from goal_engine.domain import ids
 from goal_engine.domain.enrollment import Enrollment, EnrollmentStatus, IllegalTransition
 from goal_engine.domain.evaluation import Clock, ContactState
@@ -144,9 +146,9 @@ def test_state_survives_its_json_round_trip() -> None:
 
 def test_terminal_states_are_final() -> None:
     e = Enrollment("wf", "en", f.at(0))
-    e.complete_goal(f.at(1))
+    e.complete_goal(f.at(1), seen_at=f.at(1))
     with pytest.raises(IllegalTransition):
-        e.end("completed", f.at(2))
+        e.end("completed", f.at(2), seen_at=f.at(2))
     with pytest.raises(IllegalTransition):
         e.record_goal("g", f.at(2))
 
@@ -229,6 +231,105 @@ def test_ended_enrollments_are_forgotten_after_retention() -> None:  # R10: no l
     state.handle(f.started(time=f.at(0)), lambda _: wf, clock)
     state.handle(f.tag(name="Other", time=f.at(1)), lambda _: wf, clock)
     state.handle(f.ended("removed", time=f.at(2)), lambda _: wf, clock)
-    assert state.next_expiry(clock) == f.at(32)  # the ended enrollment; the kept event expires at 60
+    # The ended enrollment, 30 s after the worker saw it end (at 0); the kept event expires at 60.
+    assert state.next_expiry(clock) == f.at(30)
     state.prune(Clock(f.at(61), GRACE, ended_retention=timedelta(seconds=30)))
     assert state.is_empty and state.next_expiry(clock) is None
+
+
+# --- ended enrollments under lag (issue 10, item 8) ------------------------------------
+
+RETENTION = timedelta(hours=1)
+
+
+def _clock(now: datetime) -> Clock:
+    return Clock(now, GRACE, ended_retention=RETENTION)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lag=st.floats(min_value=0, max_value=30 * 24 * 3600),
+    gap=st.floats(min_value=0, max_value=RETENTION.total_seconds() - 1),
+)
+def test_an_end_seen_before_its_start_holds_whatever_the_lag(lag: float, gap: float) -> None:
+    # The enrollment started and ended at about T0; the worker was down for ``lag``
+    # and, topics being unordered, sees the end first and the start ``gap`` later.
+    state, wf = new_state(), f.workflow(TAG_GOAL)
+    seen_end = f.at(120 + lag)
+    state.handle(f.ended("exited", time=f.at(60)), lambda _: wf, _clock(seen_end))
+    seen_start = seen_end + timedelta(seconds=gap)
+    state.handle(f.started(time=f.at(0)), lambda _: wf, _clock(seen_start))
+    assert not state.enrollments["en1"].is_active, "the late start re-armed an ended enrollment"
+    assert run(state, wf, f.tag(time=f.at(90)), now=seen_start) == ([], [])
+    # Forgotten once retention has passed in processing time (R10: no leak).
+    state.prune(_clock(seen_end + RETENTION + timedelta(seconds=1)))
+    assert "en1" not in state.enrollments
+
+
+def test_retention_counts_from_when_the_end_was_seen() -> None:
+    state, wf = new_state(), f.workflow(TAG_GOAL)
+    state.handle(f.started(time=f.at(0)), lambda _: wf, _clock(f.at(0)))
+    seen = f.at(7200)  # processed two hours after it happened
+    state.handle(f.ended("removed", time=f.at(10)), lambda _: wf, _clock(seen))
+    assert state.next_expiry(_clock(seen)) == seen + RETENTION
+    state.prune(_clock(seen + RETENTION))
+    assert "en1" in state.enrollments
+    state.prune(_clock(seen + RETENTION + timedelta(seconds=1)))
+    assert state.is_empty
+
+
+def test_a_state_stored_before_the_seen_time_existed_falls_back_to_the_event_time() -> None:
+    state, wf = new_state(), f.workflow(TAG_GOAL)
+    state.handle(f.ended("removed", time=f.at(10)), lambda _: wf, _clock(f.at(20)))
+    old = state.to_json(_clock(f.at(20)))
+    del old["enrollments"][0]["ended_seen_at"]
+    loaded = ContactState.from_json("t1", "c1", old)
+    assert loaded.next_expiry(_clock(f.at(20))) == f.at(10) + RETENTION
+
+
+# --- bounded state (issue 10, item 11) ---------------------------------------------------
+
+
+def _form(i: int, extra: int = 0, seconds: float = 1) -> CloudEvent:
+    data = {"form_id": "form-1", "submission_id": f"s{i}", "answers": "x" * extra}
+    return f.event("form.submitted", data, time=f.at(seconds))
+
+
+def test_a_kept_event_holds_only_what_the_matchers_need() -> None:
+    state = new_state()
+    state.handle(_form(1, extra=200_000), lambda _: None, Clock(NOW, GRACE))
+    assert state.recent[0][1].data == {"form_id": "form-1", "submission_id": "s1"}
+    assert len(json.dumps(state.to_json(Clock(NOW, GRACE)))) < 2_000
+    # ...and that is enough for an enrollment processed after it.
+    form_goal = f.goal("form_submitted", {"form_id": "form-1"}, "g-form")
+    _, exits = run(state, f.workflow(form_goal), f.started(time=f.at(0)))
+    assert len(exits) == 1
+
+
+def test_six_large_submissions_in_a_minute_stay_far_below_the_changelogs_limit() -> None:
+    # The issue's case: six 200 KB form submissions gave a 1.2 MB state.
+    state, clock = new_state(), Clock(NOW, GRACE)
+    for i in range(6):
+        state.handle(_form(i, extra=200_000), lambda _: None, clock)
+    assert len(state.recent) == 6
+    assert len(json.dumps(state.to_json(clock))) < 10_000
+
+
+def test_kept_events_are_capped_per_contact_oldest_first() -> None:
+    state, clock = new_state(), Clock(NOW, GRACE, max_kept_events=5)
+    dropped = sum(state.handle(_form(i), lambda _: None, clock).dropped for i in range(8))
+    assert dropped == 3
+    assert [e.data["submission_id"] for _, e in state.recent] == ["s3", "s4", "s5", "s6", "s7"]
+
+
+def test_kept_events_are_capped_in_bytes_too() -> None:
+    # Payments keep their product ids (a goal may name any of them): up to ~200 KB each.
+    products = tuple(f"p{i:0199d}" for i in range(1000))
+    state, clock = new_state(), Clock(NOW, GRACE, max_kept_bytes=256 * 1024)
+    outcomes = [
+        state.handle(f.payment(products=products, event_id=f"pay-{i}"), lambda _: None, clock)
+        for i in range(6)
+    ]
+    assert sum(o.dropped for o in outcomes) == 5
+    assert [e.id for _, e in state.recent] == ["pay-5"]
+    assert len(json.dumps(state.to_json(clock))) < 256 * 1024
