@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench bench-api clean
+.PHONY: help install run test test-unit lint format schemas deploy-check monitor bench bench-api images clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,11 @@ deploy-check:  ## promtool: the Prometheus config and alert rules are valid (Deb
 
 monitor:  ## Prometheus on 127.0.0.1:9090 scraping what `make run` starts, with the alert rules
 	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=.local/prometheus --web.listen-address=127.0.0.1:9090
+
+images: install  ## Docker images goal-engine, -kafka, -postgres, -prometheus, built offline (cached); sizes
+	deploy/docker/engine.sh install
+	deploy/docker/engine.sh start
+	deploy/docker/build-images.sh
 
 clean:  ## remove local state (.local: Kafka and PostgreSQL data, logs); keeps the Kafka download
 	rm -rf .local
