@@ -22,3 +22,9 @@ def test_every_topic_the_projector_replays_keeps_the_history() -> None:
         assert int(specs[topic]["retention.ms"]) == (400 + 31) * DAY_MS, topic
     # The goal sources only feed the live worker: they need not hold two years.
     assert int(specs[Topic.TAG_ADDED]["retention.ms"]) == 30 * DAY_MS
+
+
+def test_min_insync_replicas_is_set_on_every_topic_only_when_configured() -> None:
+    assert all("min.insync.replicas" not in s.config for s in topic_specs(Settings()))
+    specs = topic_specs(Settings(topic_replication_factor=3, topic_min_insync_replicas=2))
+    assert {s.config["min.insync.replicas"] for s in specs} == {"2"}
