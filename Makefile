@@ -68,5 +68,8 @@ up: images  ## deploy/compose.yaml: 3 brokers, PostgreSQL, 2 workers, projector,
 down:  ## stop what `make up` started (the volumes are kept)
 	deploy/docker/compose.sh down
 
+chaos: images  ## fault suite on containers (testcontainers): 3 brokers, kill/pause/stop under load; prints a table
+	GOAL_ENGINE_CHAOS=1 $(PY) -m pytest tests/chaos -q $(CHAOS_ARGS)
+
 clean:  ## remove local state (.local: Kafka and PostgreSQL data, logs); keeps the Kafka download
 	rm -rf .local
