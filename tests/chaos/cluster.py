@@ -252,10 +252,11 @@ class Cluster:
     # --- waits -----------------------------------------------------------------------------
 
     async def wait_brokers(self, count: int, timeout: float = 120) -> None:
-        """Until metadata lists ``count`` live brokers and a controller."""
+        """Until every broker, asked on its own port, lists ``count`` live brokers and a
+        controller (another broker's metadata may still list a restarted one as alive)."""
 
-        async def brokers() -> int:
-            client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+        async def listed(port: int) -> int:
+            client = AIOKafkaClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=5000)
             try:
                 await client.bootstrap()
                 return len(client.cluster.brokers()) if client.cluster.controller is not None else 0
@@ -263,6 +264,9 @@ class Cluster:
                 return 0
             finally:
                 await client.close()
+
+        async def brokers() -> int:
+            return min([await listed(port) for port in self.kafka_ports])
 
         await eventually(
             brokers, lambda n: n >= count, timeout=timeout, interval=1.0, what=f"{count} brokers"
