@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-api bench-projector clean
+.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-api bench-projector images up down chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,10 +72,25 @@ schemas: install  ## regenerate schemas/ from the contract models
 
 deploy-check:  ## promtool: the Prometheus config and alert rules are valid (Debian package prometheus)
 	promtool check config deploy/prometheus/prometheus.yml
+	promtool check config deploy/prometheus/compose.yml
 	promtool check rules deploy/prometheus/alerts.yml
 
 monitor:  ## Prometheus on 127.0.0.1:9090 scraping what `make run` starts, with the alert rules
 	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=.local/prometheus --web.listen-address=127.0.0.1:9090
+
+images: install  ## Docker images goal-engine, -kafka, -postgres, -prometheus, built offline (cached); sizes
+	deploy/docker/engine.sh install
+	deploy/docker/engine.sh start
+	deploy/docker/build-images.sh
+
+up: images  ## deploy/compose.yaml: 3 brokers, PostgreSQL, 2 workers, projector, 2 APIs, Prometheus; waits for /readyz
+	deploy/docker/compose.sh up
+
+down:  ## stop what `make up` started (the volumes are kept)
+	deploy/docker/compose.sh down
+
+chaos: images  ## fault suite on containers (testcontainers): 3 brokers, kill/pause/stop under load; prints a table
+	GOAL_ENGINE_CHAOS=1 $(PY) -m pytest tests/chaos -q $(CHAOS_ARGS)
 
 clean:  ## remove local state (.local: Kafka and PostgreSQL data, logs); keeps the Kafka download
 	rm -rf .local

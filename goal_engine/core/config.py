@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("", description="prepended to every topic read or written")
     partitions: int = Field(6, ge=1, description="partitions of the topics `goal-engine topics` creates")
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="replicas of every topic `goal-engine topics` and the worker create (3 in production)",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of every topic `goal-engine topics` manages; unset: the broker's",
+    )
 
     # --- PostgreSQL --------------------------------------------------------------
     database_url: str | None = Field(

@@ -89,6 +89,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             config = {"retention.ms": str(7 * _DAY_MS)}
         else:
             config = {"retention.ms": str(30 * _DAY_MS)}
+        if settings.topic_min_insync_replicas is not None:
+            # With acks=all, a write then needs this many replicas: fewer alive and it fails
+            # (the producer retries) rather than being acknowledged by one disk.
+            config["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
         specs.append(TopicSpec(topic, n, config))
     return specs
 
@@ -99,7 +103,10 @@ def wanted_topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     # The worker's changelog too, co-partitioned with contact events. Left to Faust, it is
     # created as the worker starts, and a worker whose consumer saw it before its partitions
     # existed crashes on its first write (PartitionsMismatch: "has 0 partitions").
-    wanted[changelog_topic(settings)] = (settings.partitions, {"cleanup.policy": "compact"})
+    changelog = {"cleanup.policy": "compact"}
+    if settings.topic_min_insync_replicas is not None:
+        changelog["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    wanted[changelog_topic(settings)] = (settings.partitions, changelog)
     return wanted
 
 
@@ -119,12 +126,13 @@ async def ensure_topics(settings: Settings, *, dry_run: bool = False) -> list[To
         existing = set(await admin.list_topics())
         specs = wanted_topics(settings)
         missing = [name for name in specs if name not in existing]
+        rf = settings.topic_replication_factor
         changes = [TopicChange(name, created=True) for name in missing]
         if missing and not dry_run:
             # Another process may create them between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(n, specs[n][0], 1, topic_configs=specs[n][1]) for n in missing]
+                    [NewTopic(n, specs[n][0], rf, topic_configs=specs[n][1]) for n in missing]
                 )
         present = [name for name in specs if name in existing]
         overrides = await _topic_overrides(admin, present) if present else {}

@@ -36,7 +36,7 @@ def new_app(settings: Settings) -> faust.App:
         autodiscover=False,
         web_enabled=False,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee="at_least_once",

@@ -3,7 +3,8 @@
 Found by ``tests/integration/test_two_workers.py`` and the crash test (a worker
 restarted with records waiting, faust-streaming#596): the group committed
 offsets past records no agent ever saw. Three faults of faust-streaming 0.15.3
-combine; each correction below is local to this module.
+combine, and a fourth loses state in a broker failover; each correction below is
+local to this module.
 
 1. **Records dropped while the worker seeks** (faust-streaming#596). After a
    rebalance Faust's recovery resumes the stream partitions, *then* seeks them
@@ -26,6 +27,16 @@ combine; each correction below is local to this module.
    beginning, as ``consumer_auto_offset_reset="earliest"`` promises. (Reading
    committed offsets as empty, as aiokafka may right after a broker restart,
    ends the same way.)
+
+4. **A topic without partitions in a failover's metadata** (found by `make chaos`,
+   kill -9 of one of three brokers). While leaders move, a metadata response may
+   list a topic with none of its partitions, and the consumer reports 0 of them.
+   A table's first write checks that its changelog has as many partitions as its
+   source topic; reading 0 it raised PartitionsMismatch after the batch's outcomes
+   were published but before its state was stored, and the crashed agent's records
+   were acknowledged: those enrollments were forgotten, their goals never exited.
+   Correction: :meth:`_Consumer.topic_partitions` answers "not known" (None) for
+   0, which the check takes as "cannot tell" rather than as a mismatch.
 
 At least once: whatever is read twice is evaluated again, and its outcomes
 carry the same deterministic ids.
@@ -104,6 +115,10 @@ class _Consumer(faust_aiokafka.Consumer):
         # flow stopped) and fetched again from the position set below.
         await self._fetch_idle().wait()
         await super().perform_seek()
+
+    def topic_partitions(self, topic: str) -> int | None:
+        """Correction 4: no partitions in the metadata means unknown, not zero."""
+        return super().topic_partitions(topic) or None
 
     def _new_offset(self, tp: TP) -> int | None:
         """Correction 2: never commit past a record that was not processed."""

@@ -31,3 +31,9 @@ def test_the_worker_changelog_that_ensure_topics_creates_is_the_one_faust_writes
     settings = Settings(worker_id="goal-engine-x")
     app = create_app(settings)
     assert [t.changelog_topic.get_topic_name() for t in app.tables.values()] == [changelog_topic(settings)]
+
+
+def test_min_insync_replicas_is_set_on_every_topic_only_when_configured() -> None:
+    assert all("min.insync.replicas" not in s.config for s in topic_specs(Settings()))
+    specs = topic_specs(Settings(topic_replication_factor=3, topic_min_insync_replicas=2))
+    assert {s.config["min.insync.replicas"] for s in specs} == {"2"}
