@@ -86,17 +86,24 @@ def _query_names(dependant: Any) -> set[str]:
 
 
 async def reject_unknown_query_parameters(request: Request) -> None:
-    """A misspelt filter (``?intervall=day``) must not quietly answer something else."""
+    """A misspelt filter (``?intervall=day``) must not quietly answer something else.
+
+    Nor a parameter given twice: every query parameter of this API is one value, and
+    FastAPI would validate only the last of them (``?parent_id=ok&parent_id=<ESC>``).
+    """
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
     known = _query_names(dependant)
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        raise RequestValidationError(
-            [
-                {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"}
-                for name in unknown
-            ]
-        )
+    errors = [
+        {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"}
+        for name in sorted(set(request.query_params) - known)
+    ]
+    errors += [
+        {"loc": ("query", name), "msg": "given more than once", "type": "value_error"}
+        for name in sorted(known)
+        if len(request.query_params.getlist(name)) > 1
+    ]
+    if errors:
+        raise RequestValidationError(errors)

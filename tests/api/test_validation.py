@@ -113,6 +113,24 @@ async def test_bad_pages_get_422(
     assert response.json()["error"]["details"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        # FastAPI validates only the last of repeated values: the first would slip through.
+        "parent_id=%1Bnot-an-id&parent_id=pipe-1",
+        "interval=day&interval=hour",
+        "intervall=day",
+    ],
+)
+async def test_repeated_or_unknown_query_parameters_get_422(
+    api_settings: Settings, asgi: httpx.AsyncClient, query: str
+) -> None:
+    path = f"{API}/catalog" if query.startswith("parent_id") else STATS
+    response = await asgi.get(f"{path}?{query}", headers=bearer(api_settings, "t"))
+    assert response.status_code == 422, response.text
+    assert "more than once" in details(response) or "unknown query parameter" in details(response)
+
+
 def test_the_stats_route_documents_its_windows() -> None:
     """The window semantics are in the OpenAPI description, where a client's author reads them."""
     operation = openapi_document()["paths"]["/api/v1/workflows/{workflow_id}/goals/stats"]["get"]

@@ -19,10 +19,12 @@ import time
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Mount
 
+from goal_engine.api.main import create_app
 from goal_engine.api.middleware import KNOWN_METHODS
 from goal_engine.core.config import Settings
-from tests.api_routes import app_routes
+from tests.api_routes import APP_SETTINGS, app_routes
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +153,9 @@ async def test_random_requests_get_4xx_and_mint_no_metric_series(stack: Settings
         for sample in family.samples
         if sample.name == "goal_engine_api_requests_total"
     ]
-    templates = {path for _, path in app_routes()} | {"unmatched"}
+    # The console's static files are one mount, one fixed label whatever the file asked for.
+    mounts = {f"{r.path}/{{path}}" for r in create_app(APP_SETTINGS).routes if isinstance(r, Mount)}
+    templates = {path for _, path in app_routes()} | mounts | {"unmatched"}
     assert {label["method"] for label in labels} <= KNOWN_METHODS | {"other"}
     assert {label["route"] for label in labels} <= templates
     assert len(labels) <= len(templates) * (len(KNOWN_METHODS) + 1) * 10  # ten statuses a route can answer
