@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(30.0, gt=0, description="how often expired worker state is swept")
     evaluate_batch_size: int = Field(
-        200, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"
+        1000, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"
     )
     evaluate_batch_wait_seconds: float = Field(
         0.005, gt=0, description="how long the worker waits to fill a batch (added latency at low load)"

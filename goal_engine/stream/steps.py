@@ -1,17 +1,20 @@
 """The worker's per-record decisions, free of Kafka: plain inputs, plain results.
 
-- :func:`triage`: a source record is accepted (parsed, with the key of its
-  contact) or rejected (its dead letter and the reason's code).
-- :func:`evaluate_events`: step 1 of a batch (see :mod:`.batch`): every event
-  evaluated in order against its contact's state, the outcomes queued.
+- :func:`read_record`: THE place a record is parsed: accepted (the event and
+  the key of its contact) or rejected (its dead letter and the reason's code);
+- :func:`evaluate_events`: step 1 of a batch (see :mod:`.batch`): every record
+  read once and, in order, evaluated against its contact's state (or, when it
+  sits in another partition than its contact's, queued to be re-keyed), the
+  outcomes and dead letters queued.
 
 :mod:`.worker` does the I/O around them; tests drive them with plain objects.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from faust.types import EventT
@@ -20,17 +23,19 @@ from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
 from goal_engine.contract.topics import contact_key
 from goal_engine.domain.evaluation import Clock, ContactState, Outcome
 from goal_engine.domain.workflow import WorkflowConfig
-from goal_engine.stream import metrics
 from goal_engine.stream.batch import ContactBatch
 from goal_engine.stream.control import Control, read_control
 from goal_engine.stream.records import Record, dead_letter_record
 
 #: A tenant's workflow configuration by (tenant_id, workflow_id); None when unknown.
 ConfigLookup = Callable[[str, str], WorkflowConfig | None]
+#: Whether a record read from its topic and partition may be evaluated here,
+#: given its contact's key (see :class:`.worker.Routing`).
+AtHome = Callable[["SourceRecord", bytes], bool]
 
 
 class SourceRecord(Protocol):
-    """What :func:`triage` reads of a Kafka record (Faust's ``Message`` has it)."""
+    """What the steps read of a Kafka record (Faust's ``Message`` has it)."""
 
     topic: str
     partition: int
@@ -52,8 +57,12 @@ class Rejected:
     dead_letter: Record
 
 
-def triage(record: SourceRecord, expected_type: str) -> Accepted | Rejected:
-    """Accept a contact-scoped source record, or say why not (R-contract: dead letters)."""
+def read_record(record: SourceRecord, expected_type: str | None) -> Accepted | Rejected:
+    """Parse one contact-scoped record, or say why not (R-contract: dead letters).
+
+    ``expected_type``: the type its source topic carries; None on the
+    re-keyed topic, which carries every contact-scoped type.
+    """
     try:
         event = parse_event(record.value, expected_type=expected_type)
     except InvalidEvent as exc:
@@ -65,30 +74,64 @@ def triage(record: SourceRecord, expected_type: str) -> Accepted | Rejected:
     return Accepted(contact_key(event.tenantid, event.subject).encode(), event)
 
 
-def evaluate_events(
-    batch: ContactBatch, events: Iterable[EventT], configs: ConfigLookup, clock: Clock
-) -> list[float]:
-    """Step 1 for each event, in order; returns the source append time of each exit.
+@dataclass(frozen=True)
+class Forward:
+    """A record to re-key onto ``goal_engine.contact-events`` (it is not in its contact's partition)."""
 
-    An event is either a control record (:mod:`.control`) or a contract event
-    that ``ingest`` has already validated.
+    key: bytes
+    value: bytes
+    timestamp: float  # the source append time, for the latency metric
+
+
+@dataclass
+class Evaluated:
+    """What step 1 of a batch leaves to the worker's I/O, and its metrics' counts."""
+
+    forwards: list[Forward] = field(default_factory=list)
+    rejected: list[tuple[SourceRecord, Rejected]] = field(default_factory=list)
+    exit_appends: list[float] = field(default_factory=list)  # each exit's source append time
+    consumed: Counter[str] = field(default_factory=Counter)  # events by type
+    achieved: Counter[str] = field(default_factory=Counter)  # achievements by goal type
+    event_lags: list[float] = field(default_factory=list)  # processing time - event time
+
+
+def evaluate_events(
+    batch: ContactBatch,
+    events: Iterable[EventT],
+    expected_type: Callable[[str], str | None],
+    at_home: AtHome,
+    configs: ConfigLookup,
+    clock: Clock,
+) -> Evaluated:
+    """Step 1 for each record, in order: control, dead letter, re-key, or evaluation.
+
+    ``expected_type(topic)``: see :func:`read_record`.
     """
-    exit_appends: list[float] = []
+    out = Evaluated()
+    now = clock.now.timestamp()
     for event in events:
         msg = event.message
         control = read_control(msg.headers)
         if control is not None:
             batch.apply(event, control.tenant_id, control.contact_id, _controlled(control, configs, clock))
             continue
-        ce = parse_event(msg.value)  # validated by ingest: cannot fail here
+        verdict = read_record(msg, expected_type(msg.topic))
+        if isinstance(verdict, Rejected):
+            out.rejected.append((msg, verdict))
+            batch.records.append(verdict.dead_letter)
+            continue
+        ce = verdict.event
+        if not at_home(msg, verdict.key):
+            out.forwards.append(Forward(verdict.key, msg.value or b"", msg.timestamp))
+            continue
         assert ce.subject is not None
-        metrics.EVENT_TIME_LAG.observe(max(0.0, clock.now.timestamp() - ce.time.timestamp()))
+        out.consumed[ce.type] += 1
+        out.event_lags.append(max(0.0, now - ce.time.timestamp()))
         outcome = batch.apply(event, ce.tenantid, ce.subject, _handled(ce, configs, clock))
         for a in outcome.achievements:
-            metrics.GOALS_ACHIEVED.labels(a.goal.goal_type.value).inc()
-        metrics.EXITS.inc(len(outcome.exits))
-        exit_appends += [msg.timestamp] * len(outcome.exits)
-    return exit_appends
+            out.achieved[a.goal.goal_type.value] += 1
+        out.exit_appends += [msg.timestamp] * len(outcome.exits)
+    return out
 
 
 def _tenant_lookup(configs: ConfigLookup, tenant_id: str) -> Callable[[str], WorkflowConfig | None]:
