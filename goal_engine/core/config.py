@@ -23,7 +23,12 @@ class Settings(BaseSettings):
     # --- Kafka -----------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("", description="prepended to every topic read or written")
-    partitions: int = Field(6, ge=1, description="partitions of the topics `goal-engine topics` creates")
+    partitions: int = Field(
+        12,
+        ge=1,
+        description="partitions of the topics `goal-engine topics` creates (existing topics keep theirs): "
+        "the most worker processes that can share the work",
+    )
 
     # --- PostgreSQL --------------------------------------------------------------
     database_url: str | None = Field(
