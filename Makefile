@@ -30,7 +30,7 @@ test: install  ## unit and integration tests (real Kafka and PostgreSQL, started
 test-unit: install  ## only the pure unit tests (no broker, no database)
 	$(PY) -m pytest tests/unit
 
-bench: install  ## benchmark one worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 200")
+bench: install  ## benchmark the worker against the raw aiokafka pipe (BENCH_ARGS="--rate 200" or "--burst 20000 --profile")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)
 
 bench-api: install  ## benchmark the API's reads: 1M achievements, 8 clients for 20 s (BENCH_API_ARGS="--clients 16")

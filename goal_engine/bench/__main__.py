@@ -109,6 +109,13 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     workload.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes in one consumer group, sharing the partitions (the figures are "
+        "their sum; memory and the profile are the first one's) (default: %(default)s)",
+    )
+    workload.add_argument(
         "--tenants",
         type=positive_int,
         default=10,
@@ -212,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         burst=bool(args.burst),
         baseline_events=max(0, args.baseline_events),
         profile=args.profile,
+        workers=args.workers,
     )
     return run(options, base)
 

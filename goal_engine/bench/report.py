@@ -14,7 +14,7 @@ BENCH_NOTES = (
     "projector and API not started: the worker alone publishes the exit (they only read it)",
     "PostgreSQL is started and migrated as `make run` does, but the stream worker never uses it",
     "latency = exit record's CreateTime - source record's CreateTime (producers on this host, 1 ms "
-    "resolution); it spans the worker's two hops: ingest (re-key) and evaluate",
+    "resolution); records keyed by their contact take one hop through the worker",
     "the bench's producer and consumer share this host's CPUs with the worker and Kafka",
 )
 
@@ -89,6 +89,7 @@ class Setup:
     worker_log: str
     tenants: int
     worker_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
 
 
 @dataclass
@@ -227,7 +228,7 @@ def render(report: Report) -> str:
         ("kafka", f"{s.kafka_bootstrap} ({origin(s.kafka_started_by_bench)})"),
         ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
         ("topics", f"prefix {s.topic_prefix!r}, {s.partitions} partitions"),
-        ("worker", f"1 process ({s.worker_id}), log {s.worker_log}"),
+        ("worker", f"{s.workers} process(es), group {s.worker_id}, log {s.worker_log}"),
         ("tenants", f"{s.tenants} (one active workflow with one tag goal each)"),
     ]
     if s.worker_env:

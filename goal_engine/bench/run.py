@@ -92,6 +92,7 @@ class Options:
     burst: bool = False  # instead of the paced measure: every enrolled contact tagged at once
     baseline_events: int = 50_000  # the raw aiokafka pipe's backlog (0: not run)
     profile: bool = False  # py-spy flame graph of the worker during the measure or burst phase
+    workers: int = 1  # worker processes of one group
 
     @property
     def measure_events(self) -> int:
@@ -115,7 +116,13 @@ def run(options: Options, base: Settings) -> int:
         nonlocal stack, report
         progress(f"run {run_id}: starting Kafka, PostgreSQL and one worker…")
         stack = start_stack(
-            resources, base, run_id, options.partitions, options.worker_env, options.keep_topics
+            resources,
+            base,
+            run_id,
+            options.partitions,
+            options.worker_env,
+            options.keep_topics,
+            options.workers,
         )
         report = Report(
             run_id=run_id,
@@ -158,6 +165,7 @@ def _setup(stack: Stack, options: Options) -> Setup:
         worker_log=str(stack.worker.log_path),
         tenants=options.tenants,
         worker_env=dict(options.worker_env),
+        workers=options.workers,
     )
 
 
@@ -272,7 +280,7 @@ async def _burst(stack: Stack, options: Options) -> BurstResult:
     consuming = asyncio.create_task(collector.run())
     producer = _load_producer(settings)
     await producer.start()
-    cpu_before = cpu_seconds(stack.worker_pid)
+    cpu_before = stack.worker_cpu_seconds()
     appended: dict[str, float] = {}
     progress(f"burst: appending {n:,} contact.tag.added at once…")
     try:
@@ -307,7 +315,7 @@ async def _burst(stack: Stack, options: Options) -> BurstResult:
         exits=len(latencies),
         missing=sum(1 for e in appended if e not in exits),
         duplicates=collector.duplicates,
-        worker_cpu_percent=_percent(cpu_before, cpu_seconds(stack.worker_pid), elapsed),
+        worker_cpu_percent=_percent(cpu_before, stack.worker_cpu_seconds(), elapsed),
         latency=LatencyStats.of(latencies),
     )
 
@@ -320,8 +328,18 @@ class WorkerProbe:
         self.http = http
 
     async def metrics(self) -> dict[str, float] | None:
+        """Every worker's samples, summed; readiness and configurations: the least of them."""
         self.stack.check_worker()
-        return await worker_metrics(self.http, self.stack.settings.worker_metrics_port)
+        each = [await worker_metrics(self.http, port) for port in self.stack.metrics_ports]
+        if any(m is None for m in each):
+            return None
+        values: dict[str, float] = {}
+        for m in each:
+            for name, value in (m or {}).items():
+                values[name] = values.get(name, 0.0) + value
+        for least in ("goal_engine_ready", "goal_engine_workflow_configs"):
+            values[least] = min((m or {}).get(least, 0.0) for m in each)
+        return values
 
     async def value(self, name: str) -> float | None:
         values = await self.metrics()
@@ -383,7 +401,7 @@ async def _load(stack: Stack, options: Options, worker: WorkerProbe) -> LoadResu
     population = Population(options.tenants)
     topic = settings.topic(Topic.ENROLLMENT_STARTED)
     progress(f"load: producing {n:,} workflow.enrollment.started…")
-    cpu_before = cpu_seconds(stack.worker_pid)
+    cpu_before = stack.worker_cpu_seconds()
     started = time.monotonic()
     next_report = started + options.progress_every
     producer = _load_producer(settings)
@@ -418,7 +436,7 @@ async def _load(stack: Stack, options: Options, worker: WorkerProbe) -> LoadResu
         every=options.progress_every,
     )
     worker_seconds = time.monotonic() - started
-    cpu = _percent(cpu_before, cpu_seconds(stack.worker_pid), worker_seconds)
+    cpu = _percent(cpu_before, stack.worker_cpu_seconds(), worker_seconds)
     progress(f"load: the worker holds all {n:,} enrollments after {worker_seconds:.1f} s")
     settle_seconds = await _settle(stack)
     return LoadResult(
