@@ -296,10 +296,7 @@ async def _burst(stack: Stack, options: Options) -> BurstResult:
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - started
     finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
-        await collector.stop()
+        await collector.stop(consuming)
         await producer.stop()
     exits = collector.first_seen
     latencies = _latencies(appended, exits, list(appended))
@@ -511,7 +508,11 @@ class ExitCollector:
                     else:
                         self.first_seen[enrollment_id] = record.timestamp
 
-    async def stop(self) -> None:
+    async def stop(self, running: asyncio.Task[None]) -> None:
+        """Cancel ``running`` (its :meth:`run`) and close the consumer."""
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
         await self._consumer.stop()
 
 
@@ -616,10 +617,7 @@ async def _measure(stack: Stack, options: Options, samples: Path | None) -> Meas
         drain_seconds = loop.time() - drain_started
         elapsed = loop.time() - measure_started
     finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
-        await collector.stop()
+        await collector.stop(consuming)
         await producer.stop()
 
     exits = collector.first_seen
