@@ -48,7 +48,7 @@ test-integration: install  ## the tests against real Kafka and PostgreSQL (marke
 test-browser: install install-browser  ## only the console's tests in chromium (starts the whole stack)
 	$(PY) -m pytest tests/integration/browser
 
-bench: install  ## benchmark one worker: 100k enrollments, then goal events at a rate (BENCH_ARGS="--rate 200")
+bench: install  ## benchmark the worker against the raw aiokafka pipe (BENCH_ARGS="--rate 200" or "--burst 20000 --profile")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)
 
 bench-api: install  ## benchmark the API's reads: 1M achievements, 8 clients for 20 s (BENCH_API_ARGS="--clients 16")

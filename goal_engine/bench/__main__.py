@@ -43,6 +43,8 @@ examples:
   python -m goal_engine.bench                                  # 100,000 enrollments, 500 ev/s, 30 s
   python -m goal_engine.bench --enrollments 20000 --rate 1000 --duration 10
   python -m goal_engine.bench --worker-env PRODUCER_LINGER=0.005   # a Faust setting, for the worker only
+  python -m goal_engine.bench --burst 20000                    # the bulk tag: 20,000 contacts at once
+  python -m goal_engine.bench --burst 50000 --profile          # and a py-spy flame graph of the worker
 """
 
 
@@ -88,6 +90,30 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
         help="before the measure phase, send at RATE for this long and leave those events out "
         "of the figures (their exits must still arrive): the first seconds of a fresh worker "
         "are slower; 0 for none (default: %(default)s)",
+    )
+    workload.add_argument(
+        "--burst",
+        type=positive_int,
+        metavar="N",
+        help="instead of the paced measure: N enrolled contacts (sets --enrollments), then N "
+        "contact.tag.added appended at once; reports first append -> last exit and last append -> "
+        "last exit (the bulk tag of a CRM)",
+    )
+    workload.add_argument(
+        "--baseline-events",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="after the engine, the raw aiokafka pipe (goal_engine/bench/baseline.py) drains N events "
+        "on the same broker; the engine's throughput is printed as a ratio to it; 0 skips it "
+        "(default: %(default)s)",
+    )
+    workload.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes in one consumer group, sharing the partitions (the figures are "
+        "their sum; memory and the profile are the first one's) (default: %(default)s)",
     )
     workload.add_argument(
         "--tenants",
@@ -144,6 +170,12 @@ def build_parser(default_partitions: int) -> argparse.ArgumentParser:
         ".local/bench/samples-<timestamp>.csv, e.g. to plot latency over time",
     )
     other.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the worker with py-spy during the measure (or burst) phase and write a flame "
+        "graph to .local/bench/profile-<timestamp>.svg",
+    )
+    other.add_argument(
         "--keep-topics",
         action="store_true",
         help="keep this run's topics on the broker afterwards (default: delete them)",
@@ -156,10 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     base = Settings()
     parser = build_parser(base.partitions)
     args = parser.parse_args(argv)
+    if args.burst:
+        args.enrollments = args.burst
     measure_events = round(args.rate * args.duration)
     if measure_events < 1:
         parser.error("--rate x --duration must give at least one event")
-    if (events := measure_events + round(args.rate * args.warmup)) > args.enrollments:
+    if not args.burst and (events := measure_events + round(args.rate * args.warmup)) > args.enrollments:
         parser.error(
             f"--rate x (--warmup + --duration) = {events:,} events, more than the {args.enrollments:,} "
             "enrolled contacts (each gets one): raise --enrollments or lower the others"
@@ -182,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         keep_topics=args.keep_topics,
         worker_env=dict(args.worker_env),
         save_samples=args.save_samples,
+        burst=bool(args.burst),
+        baseline_events=max(0, args.baseline_events),
+        profile=args.profile,
+        workers=args.workers,
     )
     return run(options, base)
 

@@ -14,7 +14,7 @@ BENCH_NOTES = (
     "projector and API not started: the worker alone publishes the exit (they only read it)",
     "PostgreSQL is started and migrated as `make run` does, but the stream worker never uses it",
     "latency = exit record's CreateTime - source record's CreateTime (producers on this host, 1 ms "
-    "resolution); it spans the worker's two hops: ingest (re-key) and evaluate",
+    "resolution); records keyed by their contact take one hop through the worker",
     "the bench's producer and consumer share this host's CPUs with the worker and Kafka",
 )
 
@@ -89,6 +89,7 @@ class Setup:
     worker_log: str
     tenants: int
     worker_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
 
 
 @dataclass
@@ -127,6 +128,31 @@ class MeasureResult:
 
 
 @dataclass
+class BurstResult:
+    events: int  # N goal events appended at once, one per enrolled contact
+    append_seconds: float  # first append -> last append (the bench's producer)
+    seconds: float  # first append -> last exit (both CreateTime)
+    after_last_append_seconds: float  # last append -> last exit: "everyone out within"
+    throughput: float  # exits / seconds
+    exits: int
+    missing: int
+    duplicates: int
+    worker_cpu_percent: float
+    latency: LatencyStats | None  # per event: its append -> its exit
+
+
+@dataclass
+class BaselineResult:
+    """The raw aiokafka pipe (``baseline.py``) on the same broker, right after the engine."""
+
+    events: int
+    seconds: float
+    events_per_second: float
+    cpu_ms_per_event: float
+    engine_ratio: float | None = None  # the engine's throughput / this one's
+
+
+@dataclass
 class WorkerMemory:
     pid: int
     vm_hwm_mib: float | None  # peak resident set size
@@ -141,6 +167,9 @@ class Report:
     setup: Setup
     load: LoadResult | None = None
     measure: MeasureResult | None = None
+    burst: BurstResult | None = None
+    baseline: BaselineResult | None = None
+    profile: str | None = None  # the py-spy flame graph (svg) of the worker
     memory: WorkerMemory | None = None
     worker_metrics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -199,7 +228,7 @@ def render(report: Report) -> str:
         ("kafka", f"{s.kafka_bootstrap} ({origin(s.kafka_started_by_bench)})"),
         ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
         ("topics", f"prefix {s.topic_prefix!r}, {s.partitions} partitions"),
-        ("worker", f"1 process ({s.worker_id}), log {s.worker_log}"),
+        ("worker", f"{s.workers} process(es), group {s.worker_id}, log {s.worker_log}"),
         ("tenants", f"{s.tenants} (one active workflow with one tag goal each)"),
     ]
     if s.worker_env:
@@ -267,6 +296,34 @@ def render(report: Report) -> str:
                 + ("" if m.broker_cpu_percent is not None else " (Kafka included)"),
             )
         )
+    if (b := report.burst) is not None:
+        section("burst: N contact.tag.added appended at once -> workflow.exit.goal")
+        rows += [
+            ("events", f"{number(b.events)} (appended in {b.append_seconds:.2f} s)"),
+            ("exits", f"{number(b.exits)} matched, {b.missing} missing, {b.duplicates} duplicate(s)"),
+            ("first append -> last exit", f"{b.seconds:.2f} s"),
+            ("last append -> last exit", f"{b.after_last_append_seconds:.2f} s"),
+            ("throughput", f"{number(b.throughput, 1)} exits/s"),
+            ("worker cpu", f"{b.worker_cpu_percent:.0f} % of one core"),
+        ]
+        if (lat := b.latency) is not None:
+            rows.append(
+                ("latency", f"p50 {millis(lat.p50_ms)}, p99 {millis(lat.p99_ms)}, max {millis(lat.max_ms)}")
+            )
+    if (base := report.baseline) is not None:
+        section("raw aiokafka baseline (baseline.py), same broker, same run")
+        rows += [
+            ("drained", f"{number(base.events)} events in {base.seconds:.2f} s"),
+            (
+                "throughput",
+                f"{number(base.events_per_second, 1)} events/s, {base.cpu_ms_per_event:.3f} ms cpu/event",
+            ),
+        ]
+        if base.engine_ratio is not None:
+            rows.append(("engine / baseline", f"{base.engine_ratio:.2f}"))
+    if report.profile:
+        section("profile")
+        rows.append(("flame graph", report.profile))
     if (mem := report.memory) is not None:
         section(f"worker memory (pid {mem.pid})")
         rows += [

@@ -23,9 +23,12 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +42,8 @@ from goal_engine.bench.events import Population, utcnow
 from goal_engine.bench.lifecycle import cancel_on_sigterm, progress, run_guarded
 from goal_engine.bench.report import (
     BENCH_NOTES,
+    BaselineResult,
+    BurstResult,
     LatencyStats,
     LoadResult,
     MeasureResult,
@@ -84,6 +89,10 @@ class Options:
     keep_topics: bool
     worker_env: dict[str, str] = field(default_factory=dict)
     save_samples: bool = False  # also write every (source, exit) pair as CSV
+    burst: bool = False  # instead of the paced measure: every enrolled contact tagged at once
+    baseline_events: int = 50_000  # the raw aiokafka pipe's backlog (0: not run)
+    profile: bool = False  # py-spy flame graph of the worker during the measure or burst phase
+    workers: int = 1  # worker processes of one group
 
     @property
     def measure_events(self) -> int:
@@ -107,7 +116,13 @@ def run(options: Options, base: Settings) -> int:
         nonlocal stack, report
         progress(f"run {run_id}: starting Kafka, PostgreSQL and one worker…")
         stack = start_stack(
-            resources, base, run_id, options.partitions, options.worker_env, options.keep_topics
+            resources,
+            base,
+            run_id,
+            options.partitions,
+            options.worker_env,
+            options.keep_topics,
+            options.workers,
         )
         report = Report(
             run_id=run_id,
@@ -117,7 +132,8 @@ def run(options: Options, base: Settings) -> int:
             notes=list(BENCH_NOTES),
         )
         asyncio.run(_phases(stack, options, report, samples))
-        report.ok = report.measure is not None and report.measure.missing == 0
+        result = report.burst if options.burst else report.measure
+        report.ok = result is not None and result.missing == 0
         return report.ok
 
     def on_error(message: str) -> None:
@@ -149,6 +165,7 @@ def _setup(stack: Stack, options: Options) -> Setup:
         worker_log=str(stack.worker.log_path),
         tenants=options.tenants,
         worker_env=dict(options.worker_env),
+        workers=options.workers,
     )
 
 
@@ -166,9 +183,138 @@ async def _phases(stack: Stack, options: Options, report: Report, samples: Path 
             "the worker to hold every workflow configuration",
         )
         report.load = await _load(stack, options, worker)
-        report.measure = await _measure(stack, options, samples)
+        with profiled(stack.worker_pid, options.profile, report):
+            if options.burst:
+                report.burst = await _burst(stack, options)
+            else:
+                report.measure = await _measure(stack, options, samples)
         final = await worker.metrics()
         report.worker_metrics = {k: v for k, v in (final or {}).items() if k.startswith("goal_engine_")}
+    if options.baseline_events:
+        engine = (
+            report.burst.throughput if report.burst else report.measure.throughput if report.measure else None
+        )
+        report.baseline = await run_baseline(stack.settings, options, engine)
+
+
+@contextlib.contextmanager
+def profiled(pid: int, enabled: bool, report: Report) -> Iterator[None]:
+    """py-spy samples the worker while the block runs; its flame graph goes into the report."""
+    if not enabled:
+        yield
+        return
+    path = BENCH_DIR / f"profile-{file_stamp(report.started_at)}.svg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "flamegraph",
+            "--output",
+            str(path),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    progress(f"profile: py-spy samples the worker (pid {pid}) into {path}")
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes the flame graph when interrupted
+        try:
+            _, err = spy.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            err = b"timed out"
+        if path.exists():
+            report.profile = str(path)
+        else:
+            progress(f"profile: py-spy wrote nothing ({err.decode(errors='replace').strip()[-300:]})")
+
+
+async def run_baseline(settings: Settings, options: Options, engine: float | None) -> BaselineResult:
+    """The raw aiokafka pipe (``baseline.py``) in a process of its own, on the same broker."""
+    n = options.baseline_events
+    progress(f"baseline: the raw aiokafka pipe drains {n:,} events…")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "goal_engine.bench.baseline",
+        "--bootstrap",
+        settings.kafka_bootstrap,
+        "--prefix",
+        settings.topic_prefix,
+        "--events",
+        str(n),
+        "--partitions",
+        str(options.partitions),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"the baseline exited with {proc.returncode}")
+    result = BaselineResult(**json.loads(out.decode().strip().splitlines()[-1]))
+    if engine is not None:
+        result.engine_ratio = round(engine / result.events_per_second, 3)
+    progress(
+        f"baseline: {result.events_per_second:,.0f} events/s ({result.cpu_ms_per_event:.3f} ms cpu/event)"
+    )
+    return result
+
+
+async def _burst(stack: Stack, options: Options) -> BurstResult:
+    """Every enrolled contact tagged at once: first append -> last exit, and last append -> last exit."""
+    settings, n = stack.settings, options.enrollments
+    population = Population(options.tenants)
+    topic = settings.topic(Topic.TAG_ADDED)
+    now = utcnow()
+    records = [population.tag_added(i, now) for i in range(n)]
+    collector = ExitCollector(settings)
+    await collector.start()
+    consuming = asyncio.create_task(collector.run())
+    producer = _load_producer(settings)
+    await producer.start()
+    cpu_before = stack.worker_cpu_seconds()
+    appended: dict[str, float] = {}
+    progress(f"burst: appending {n:,} contact.tag.added at once…")
+    try:
+        started = time.monotonic()
+        futures = [await producer.send(topic, r.value, key=r.key) for r in records]
+        for i, metadata in enumerate(await asyncio.gather(*futures)):
+            appended[population.enrollment(i)] = float(metadata.timestamp)
+        append_seconds = time.monotonic() - started
+        progress(f"burst: appended in {append_seconds:.2f} s; waiting for the exits…")
+        deadline = time.monotonic() + options.drain_timeout
+        while len(collector.first_seen) < n and time.monotonic() < deadline:
+            stack.check_worker()
+            await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - started
+    finally:
+        await collector.stop(consuming)
+        await producer.stop()
+    exits = collector.first_seen
+    latencies = _latencies(appended, exits, list(appended))
+    first, last_append = min(appended.values()), max(appended.values())
+    last_exit = max((exits[e] for e in appended if e in exits), default=first)
+    seconds = max(0.001, (last_exit - first) / 1000)
+    return BurstResult(
+        events=n,
+        append_seconds=round(append_seconds, 2),
+        seconds=round(seconds, 2),
+        after_last_append_seconds=round((last_exit - last_append) / 1000, 2),
+        throughput=round(len(latencies) / seconds, 1),
+        exits=len(latencies),
+        missing=sum(1 for e in appended if e not in exits),
+        duplicates=collector.duplicates,
+        worker_cpu_percent=_percent(cpu_before, stack.worker_cpu_seconds(), elapsed),
+        latency=LatencyStats.of(latencies),
+    )
 
 
 class WorkerProbe:
@@ -179,8 +325,18 @@ class WorkerProbe:
         self.http = http
 
     async def metrics(self) -> dict[str, float] | None:
+        """Every worker's samples, summed; readiness and configurations: the least of them."""
         self.stack.check_worker()
-        return await worker_metrics(self.http, self.stack.settings.worker_metrics_port)
+        each = [await worker_metrics(self.http, port) for port in self.stack.metrics_ports]
+        if any(m is None for m in each):
+            return None
+        values: dict[str, float] = {}
+        for m in each:
+            for name, value in (m or {}).items():
+                values[name] = values.get(name, 0.0) + value
+        for least in ("goal_engine_ready", "goal_engine_workflow_configs"):
+            values[least] = min((m or {}).get(least, 0.0) for m in each)
+        return values
 
     async def value(self, name: str) -> float | None:
         values = await self.metrics()
@@ -242,7 +398,7 @@ async def _load(stack: Stack, options: Options, worker: WorkerProbe) -> LoadResu
     population = Population(options.tenants)
     topic = settings.topic(Topic.ENROLLMENT_STARTED)
     progress(f"load: producing {n:,} workflow.enrollment.started…")
-    cpu_before = cpu_seconds(stack.worker_pid)
+    cpu_before = stack.worker_cpu_seconds()
     started = time.monotonic()
     next_report = started + options.progress_every
     producer = _load_producer(settings)
@@ -277,7 +433,7 @@ async def _load(stack: Stack, options: Options, worker: WorkerProbe) -> LoadResu
         every=options.progress_every,
     )
     worker_seconds = time.monotonic() - started
-    cpu = _percent(cpu_before, cpu_seconds(stack.worker_pid), worker_seconds)
+    cpu = _percent(cpu_before, stack.worker_cpu_seconds(), worker_seconds)
     progress(f"load: the worker holds all {n:,} enrollments after {worker_seconds:.1f} s")
     settle_seconds = await _settle(stack)
     return LoadResult(
@@ -352,7 +508,11 @@ class ExitCollector:
                     else:
                         self.first_seen[enrollment_id] = record.timestamp
 
-    async def stop(self) -> None:
+    async def stop(self, running: asyncio.Task[None]) -> None:
+        """Cancel ``running`` (its :meth:`run`) and close the consumer."""
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
         await self._consumer.stop()
 
 
@@ -457,10 +617,7 @@ async def _measure(stack: Stack, options: Options, samples: Path | None) -> Meas
         drain_seconds = loop.time() - drain_started
         elapsed = loop.time() - measure_started
     finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
-        await collector.stop()
+        await collector.stop(consuming)
         await producer.stop()
 
     exits = collector.first_seen

@@ -20,7 +20,7 @@ import os
 import shutil
 import socket
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,17 +66,30 @@ class Stack:
     kafka_started: bool
     postgres_started: bool
     broker_pid: int | None
-    worker: ManagedProcess
+    worker: ManagedProcess  # the first worker
+    others: list[tuple[ManagedProcess, int]] = field(default_factory=list)  # more, with their metrics ports
 
     @property
     def worker_pid(self) -> int:
         assert self.worker.proc is not None
         return self.worker.proc.pid
 
+    @property
+    def metrics_ports(self) -> list[int]:
+        return [self.settings.worker_metrics_port, *(port for _, port in self.others)]
+
+    def worker_cpu_seconds(self) -> float | None:
+        """CPU time of every worker process so far (None if one is gone)."""
+        times = [
+            cpu_seconds(w.proc.pid if w.proc else None) for w in (self.worker, *(w for w, _ in self.others))
+        ]
+        return None if None in times else sum(t for t in times if t is not None)
+
     def check_worker(self) -> None:
-        """Raise if the worker has exited (its log says why)."""
-        if (code := self.worker.exit_code) is not None:
-            raise RuntimeError(f"the worker exited with code {code}; see {self.worker.log_path}")
+        """Raise if a worker has exited (its log says why)."""
+        for worker in (self.worker, *(w for w, _ in self.others)):
+            if (code := worker.exit_code) is not None:
+                raise RuntimeError(f"a worker exited with code {code}; see {worker.log_path}")
 
 
 def start_stack(
@@ -86,6 +99,7 @@ def start_stack(
     partitions: int,
     worker_env: dict[str, str],
     keep_topics: bool,
+    workers: int = 1,
 ) -> Stack:
     """Provide Kafka and PostgreSQL, create this run's topics, migrate, start the worker."""
     overrides: dict[str, str] = {}
@@ -131,12 +145,29 @@ def start_stack(
     )
     resources.callback(worker.stop)  # unwinds first: the worker stops before topics, PostgreSQL, Kafka
     worker.start()
+    others = []
+    for n in range(2, workers + 1):  # the same group: Kafka shares the partitions among them
+        port = free_port()
+        env_n = child_env(
+            {**settings_env(settings), **worker_env, "GOAL_ENGINE_WORKER_METRICS_PORT": str(port)}
+        )
+        env_n["GOAL_ENGINE_STATE_DIR"] = str(state_dir / f"worker-{n}")
+        other = ManagedProcess(
+            f"worker-{n}",
+            goal_engine_command("worker"),
+            env_n,
+            BENCH_DIR / "logs" / f"{run_id}-worker-{n}.log",
+        )
+        resources.callback(other.stop)
+        other.start()
+        others.append((other, port))
     return Stack(
         settings=settings,
         kafka_started=broker is not None,
         postgres_started=postgres.started,
         broker_pid=broker.pid if broker is not None else None,
         worker=worker,
+        others=others,
     )
 
 

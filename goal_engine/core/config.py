@@ -23,7 +23,12 @@ class Settings(BaseSettings):
     # --- Kafka -----------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("", description="prepended to every topic read or written")
-    partitions: int = Field(6, ge=1, description="partitions of the topics `goal-engine topics` creates")
+    partitions: int = Field(
+        12,
+        ge=1,
+        description="partitions of the topics `goal-engine topics` creates (existing topics keep theirs): "
+        "the most worker processes that can share the work",
+    )
     topic_replication_factor: int = Field(
         1,
         ge=1,
@@ -80,7 +85,7 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(30.0, gt=0, description="how often expired worker state is swept")
     evaluate_batch_size: int = Field(
-        200, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"
+        1000, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"
     )
     evaluate_batch_wait_seconds: float = Field(
         0.005, gt=0, description="how long the worker waits to fill a batch (added latency at low load)"

@@ -5,7 +5,8 @@ docstring gives the order of the steps that at-least-once depends on. Where
 each concern lives:
 
 - :mod:`.topology`: the Faust app, topics and the contact table;
-- :mod:`.steps`: per-record decisions (triage, evaluation), no Kafka;
+- :mod:`.steps`: per-record decisions (read, evaluate), no Kafka;
+- :mod:`.routing`: which records are evaluated where they were read;
 - :mod:`.batch`: one batch's evaluate / publish / write;
 - :mod:`.worker`: the steps with their I/O;
 - :mod:`.ownership`: what a worker keeps and indexes after a rebalance;
@@ -40,12 +41,7 @@ def create_app(settings: Settings) -> faust.App:
     async def report_lag() -> None:
         await worker.report_lag()
 
-    @app.agent(topology.sources, name="ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await worker.ingest(event)
-
-    @app.agent(topology.contact_events, name="evaluate")
+    @app.agent(topology.inputs, name="evaluate")
     async def evaluate(stream: faust.StreamT) -> None:
         await worker.configs.ready.wait()
         worker.ready()

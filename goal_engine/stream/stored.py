@@ -11,8 +11,9 @@ JSON bytes, so a worker recovers tables written before this module existed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from goal_engine.domain.evaluation import Clock, ContactState
 
@@ -21,11 +22,13 @@ def encode(state: ContactState, clock: Clock) -> tuple[bytes, float | None]:
     """The stored value, and when the state next has something to forget (None: never)."""
     document: dict[str, Any] = {"tenant_id": state.tenant_id, "contact_id": state.contact_id}
     document.update(state.to_json(clock))
-    return json.dumps(document, separators=(",", ":")).encode(), document["expires_at"]
+    # orjson: the same compact JSON as json.dumps(separators=(",", ":")) (UTF-8 instead
+    # of \u escapes), at a fifth of the cost; json and orjson read each other's.
+    return orjson.dumps(document), document["expires_at"]
 
 
 def decode(value: bytes | None) -> dict[str, Any] | None:
-    return json.loads(value) if value else None
+    return orjson.loads(value) if value else None
 
 
 def load(tenant_id: str, contact_id: str, value: bytes | None) -> ContactState:

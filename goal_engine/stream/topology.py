@@ -1,10 +1,16 @@
 """What the worker reads and writes: the Faust app, its topics and the contact table.
 
-Flow::
+Flow (one agent, ``evaluate``, reads every input topic)::
 
-    5 source topics + enrollment topics
-        --ingest-->  goal_engine.contact-events   (validated, keyed tenant:contact)
-        --evaluate-> workflow.goal.achieved, workflow.exit.goal
+    5 source topics + enrollment topics  (keyed tenant:contact, as the contract asks)
+        --evaluate-> workflow.goal.achieved, workflow.exit.goal, goal_engine.dead_letter
+    a record NOT in its contact's partition (another key, or another partition count)
+        --evaluate-> goal_engine.contact-events (re-keyed) --evaluate-> ...
+
+Partition p of every input topic and of the contact table's changelog goes
+to the same worker (Faust's assignor co-partitions the topics of one
+partition count), so a record keyed by its contact is evaluated where it was
+read: one hop. Only a misrouted record takes the second.
 
 Nothing here decides anything: :mod:`.steps` holds the per-record logic and
 :mod:`.worker` the order of the steps.
@@ -39,6 +45,10 @@ def new_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A batch of 1,000 goal events is ~5 MB of outputs and changelog; aiokafka sends one
+        # record batch per partition per request, one request in flight: 16 KB batches (the
+        # default) made that ~6 broker round trips per batch, 512 KB makes it one or two.
+        producer_max_batch_size=512 * 1024,
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
         # A killed worker is noticed only when its session expires: until then its
@@ -50,7 +60,8 @@ def new_app(settings: Settings) -> faust.App:
 
 @dataclass(frozen=True)
 class Topology:
-    sources: faust.TopicT  # every contact-scoped source topic, as one stream
+    inputs: faust.TopicT  # every contact-scoped source topic and the re-keyed events, as one stream
+    source_names: tuple[str, ...]  # the source topics' names on the broker
     contact_events: faust.TopicT  # the re-keyed events, co-partitioned with ``contacts``
     outputs: Mapping[Topic, faust.TopicT]
     contacts: TableT  # one stored ContactState per tenant:contact (see stored.py)
@@ -60,9 +71,9 @@ def build_topology(app: faust.App, settings: Settings, on_recover: Callable[[], 
     def raw_topic(topic: Topic, **kw: Any) -> faust.TopicT:
         return app.topic(settings.topic(topic), key_serializer="raw", value_serializer="raw", **kw)
 
-    sources = app.topic(
-        *(settings.topic(t) for t in CONTACT_SCOPED_TOPICS), key_serializer="raw", value_serializer="raw"
-    )
+    source_names = tuple(settings.topic(t) for t in CONTACT_SCOPED_TOPICS)
+    contact_events = settings.topic(Topic.CONTACT_EVENTS)
+    inputs = app.topic(*source_names, contact_events, key_serializer="raw", value_serializer="raw")
     contacts = app.Table(
         "contacts",
         default=None,
@@ -75,7 +86,8 @@ def build_topology(app: faust.App, settings: Settings, on_recover: Callable[[], 
         on_recover=on_recover,
     )
     return Topology(
-        sources=sources,
+        inputs=inputs,
+        source_names=source_names,
         contact_events=raw_topic(Topic.CONTACT_EVENTS, partitions=settings.partitions),
         outputs={t: raw_topic(t) for t in OUTPUT_TOPICS},
         contacts=contacts,

@@ -46,15 +46,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 import faust
-from faust import streams as faust_streams
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, EventT
+from faust.types import TP
 from faust.types.transports import TransportT
 
 log = logging.getLogger(__name__)
@@ -180,19 +177,3 @@ class App(faust.App):
             await asyncio.wait_for(asyncio.shield(self.tables.stop()), TABLES_STOP_TIMEOUT)
         except TimeoutError:
             log.warning("tables did not stop within %.0f s; shutting down without them", TABLES_STOP_TIMEOUT)
-
-
-@contextmanager
-def as_current_event(event: EventT) -> Iterator[None]:
-    """Make ``event`` the one a Faust table write belongs to.
-
-    A table sends each write to the changelog partition of "the event being
-    processed", a context variable Faust sets while an agent iterates event by
-    event. An agent that takes a batch (``take_events``) has no such event of
-    its own, so it names the one each write comes from.
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)

@@ -11,30 +11,37 @@ two steps must never lose an exit; :mod:`.batch` says why batches):
 4. Faust commits the source offsets later, after flushing the producer.
 
 A crash before 3 re-evaluates the batch on redelivery and re-publishes the same
-deterministic ids; a crash after 3 finds the work done.
+deterministic ids; a crash after 3 finds the work done. A record read outside
+its contact's partition is only re-keyed (step 2), and evaluated when it comes
+back on ``goal_engine.contact-events`` (see :class:`Routing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import faust
-from faust.types import EventT
+from faust.serializers import codecs
+from faust.types import EventT, RecordMetadata, StoreT
 
 from goal_engine.contract.topics import contact_key
 from goal_engine.core.config import Settings
 from goal_engine.core.metrics import CONSUMER_LAG
 from goal_engine.domain.evaluation import Clock
 from goal_engine.stream import metrics, stored
-from goal_engine.stream.batch import ContactBatch
+from goal_engine.stream.batch import ChangelogRecord, ContactBatch
 from goal_engine.stream.control import Control
 from goal_engine.stream.expiry import ExpiryQueue
 from goal_engine.stream.listeners import ListenerIndex
 from goal_engine.stream.ownership import forget_other_partitions, reindex
 from goal_engine.stream.records import Record
-from goal_engine.stream.steps import Rejected, evaluate_events, triage
+from goal_engine.stream.routing import Routing
+from goal_engine.stream.steps import Evaluated, Rejected, SourceRecord, evaluate_events
 from goal_engine.stream.topology import build_topology
 from goal_engine.stream.workflow_configs import WorkflowConfigs
 
@@ -50,7 +57,10 @@ class Worker:
         self.configs = WorkflowConfigs(settings, on_change=self.on_workflow_changed)
         self.topology = build_topology(app, settings, on_recover=self.on_recover)
         self.contacts = self.topology.contacts
-        self._prefix_len = len(settings.topic_prefix)
+        self.routing = Routing(app, self.topology, settings)
+        self._changelog = self.contacts.changelog_topic.get_topic_name()
+        self._persists_offsets = not settings.table_store.startswith("memory:")  # memory's is a no-op
+        self._output_names = {t: topic.get_topic_name() for t, topic in self.topology.outputs.items()}
         metrics.ARMED_LISTENERS.set_function(lambda: self.index.armed(self.configs))
         metrics.ACTIVE_ENROLLMENTS.set_function(self.index.active_enrollments)
         metrics.CONTACT_STATES.set_function(lambda: len(self.contacts))
@@ -69,51 +79,67 @@ class Worker:
         """The configurations are loaded: goal events can be evaluated."""
         metrics.READY.set(1)
 
-    # -- ingest: source topics -> contact events ---------------------------------
-
-    async def ingest(self, event: EventT) -> None:
-        """Validate one source record and re-key it ``tenant:contact``, or dead-letter it."""
-        msg = event.message
-        verdict = triage(msg, expected_type=msg.topic[self._prefix_len :])
-        if isinstance(verdict, Rejected):
-            metrics.DEAD_LETTERS.labels(verdict.code).inc()
-            log.warning(
-                "dead-lettered a record",
-                extra={
-                    "topic": msg.topic,
-                    "partition": msg.partition,
-                    "offset": msg.offset,
-                    "reason": verdict.reason,
-                },
-            )
-            await self.publish([verdict.dead_letter], wait=False)
-            return
-        metrics.EVENTS_CONSUMED.labels(verdict.event.type).inc()
-        await self.topology.contact_events.send(
-            key=verdict.key,
-            value=msg.value,
-            timestamp=msg.timestamp,  # carries the source append time for the latency metric
-        )
-
     # -- evaluate: the steps of the module docstring ---------------------------------
 
     async def evaluate_batch(self, events: list[EventT]) -> None:
         metrics.EVALUATE_BATCH.observe(len(events))
-        batch = ContactBatch(self.contacts, self.index)
-        exit_appends = evaluate_events(batch, events, self.configs.get, self.clock())  # 1
-        await self.publish(batch.records, wait=True)  # 2
-        for key, expires_at in batch.write(self.clock()):  # 3
-            self.expiry.schedule(key, expires_at)
-        now = time.time()
-        for appended in exit_appends:
-            metrics.EXIT_LATENCY.observe(max(0.0, now - appended))
+        batch = ContactBatch(self.contacts.data, self.index)
+        out = evaluate_events(  # 1
+            batch, events, self.routing.expected_type, self.routing.at_home, self.configs.get, self.clock()
+        )
+        acks = await self.publish(batch.records)  # 2
+        for f in out.forwards:
+            acks.append(await self._send(self.routing.contact_events, f.key, f.value, f.timestamp))
+        for rejected in out.rejected:
+            self._log_dead_letter(*rejected)
+        if acks:
+            await asyncio.gather(*acks)  # one wait for the whole batch
+        for record in batch.write(self.clock()):  # 3
+            self.expiry.schedule(record.key, record.expires_at)
+            await self._send_changelog(record)
+        count_batch_metrics(out)
 
-    async def publish(self, records: list[Record], wait: bool) -> None:
-        outputs = self.topology.outputs
-        futures = [await outputs[r.topic].send(key=r.key, value=r.value) for r in records]
-        if wait:
-            for future in futures:
-                await future
+    async def publish(self, records: list[Record]) -> list[Awaitable[object]]:
+        """Hand the records to the producer in order; each awaitable is done once Kafka has it."""
+        names = self._output_names
+        return [await self._send(names[r.topic], r.key, r.value) for r in records]
+
+    async def _send(
+        self, topic: str, key: bytes, value: bytes, timestamp: float | None = None
+    ) -> Awaitable[object]:
+        # One level under faust.Topic.send (a FutureMessage and callbacks per record):
+        # Faust's producer itself, whose flush before each commit covers these records too.
+        # Awaiting the send only queues the record (in order); the returned future is its ack.
+        return await self.app.producer.send(topic, key, value, None, timestamp, None)
+
+    async def _send_changelog(self, record: ChangelogRecord) -> None:
+        """The table's changelog record, as Faust's table would send it (see :mod:`.batch`).
+
+        Its ack is not awaited: Faust flushes the producer before it commits the
+        offsets of the records that caused it. The ack records the persisted
+        offset, as Faust's table does (a rocksdb store recovers from there).
+        """
+        key = codecs.dumps("json", record.key)  # the table's key serializer
+        ack = await self.app.producer.send(self._changelog, key, record.value, record.partition, None, None)
+        if self._persists_offsets:
+            ack.add_done_callback(self._on_changelog_sent)  # type: ignore[attr-defined]
+
+    def _on_changelog_sent(self, ack: asyncio.Future[RecordMetadata]) -> None:
+        if not ack.cancelled() and ack.exception() is None:
+            sent = ack.result()
+            cast(StoreT, self.contacts.data).set_persisted_offset(sent.topic_partition, sent.offset)
+
+    def _log_dead_letter(self, msg: SourceRecord, verdict: Rejected) -> None:
+        metrics.DEAD_LETTERS.labels(verdict.code).inc()
+        log.warning(
+            "dead-lettered a record",
+            extra={
+                "topic": msg.topic,
+                "partition": msg.partition,
+                "offset": msg.offset,
+                "reason": verdict.reason,
+            },
+        )
 
     # -- control records: work that must happen in the contact's partition ------------
 
@@ -130,7 +156,7 @@ class Worker:
     async def sweep(self) -> None:
         """Ask each contact whose state has expired parts to forget them (R10: no leak)."""
         for key in self.expiry.pop_due(time.time()):
-            if doc := stored.decode(self.contacts.get(key)):
+            if doc := stored.decode(self.contacts.data.get(key)):
                 await self.send_control(Control("sweep", doc["tenant_id"], doc["contact_id"]))
 
     # -- rebalance and operations ----------------------------------------------------
@@ -156,3 +182,19 @@ class Worker:
             highwater, position = consumer.highwater(tp), await consumer.position(tp)
             if highwater is not None and position is not None:
                 CONSUMER_LAG.labels("worker", tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+
+def count_batch_metrics(out: Evaluated) -> None:
+    """The batch's metrics, once per batch and label (off the per-record path)."""
+    for event_type, n in out.consumed.items():
+        metrics.EVENTS_CONSUMED.labels(event_type).inc(n)
+    for goal_type, n in out.achieved.items():
+        metrics.GOALS_ACHIEVED.labels(goal_type).inc(n)
+    metrics.EXITS.inc(len(out.exit_appends))
+    if out.kept_events_dropped:
+        metrics.KEPT_EVENTS_DROPPED.inc(out.kept_events_dropped)
+    for lag in out.event_lags:
+        metrics.EVENT_TIME_LAG.observe(lag)
+    now = time.time()
+    for appended in out.exit_appends:
+        metrics.EXIT_LATENCY.observe(max(0.0, now - appended))

@@ -11,14 +11,13 @@ then update the pins below.
 from __future__ import annotations
 
 import inspect
-from contextvars import ContextVar
 from importlib.metadata import version
 
 import faust
-from faust import streams as faust_streams
 from faust.tables.base import Collection
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import StoreT
 
 from goal_engine.stream import transport
 
@@ -64,6 +63,29 @@ def test_the_private_state_the_corrections_read_is_still_there() -> None:
     source = inspect.getsource(faust_consumer.Consumer)
     for attribute in ("self._acked", "self._committed_offset", "self._gap"):
         assert attribute in source, f"Consumer no longer keeps {attribute}"
-    # as_current_event sets the context variable that a table write reads its partition from.
-    assert isinstance(faust_streams._current_event, ContextVar)
-    assert "current_event()" in inspect.getsource(Collection), "table writes no longer follow current_event"
+
+
+def test_what_the_worker_calls_one_level_under_the_topic_and_table_api() -> None:
+    # worker.py sends outputs and the table's changelog through Faust's producer itself,
+    # writes the table's store directly, and routes by the consumer's partition counts.
+    called = {
+        (faust_aiokafka.Producer, "send"): [
+            "self",
+            "topic",
+            "key",
+            "value",
+            "partition",
+            "timestamp",
+            "headers",
+            "transactional_id",
+        ],
+        (faust_aiokafka.Consumer, "topic_partitions"): ["self", "topic"],
+        (StoreT, "set_persisted_offset"): ["self", "tp", "offset"],
+    }
+    for (cls, name), parameters in called.items():
+        assert _parameters(getattr(cls, name)) == parameters, f"{cls.__qualname__}.{name} changed"
+    # The changelog records the worker writes are the ones Faust's table writes and recovers:
+    # partition of the event, key through the table's key serializer, value as given.
+    source = inspect.getsource(Collection.send_changelog)
+    assert "key_serializer" in source and "partition" in source
+    assert inspect.getsource(Collection._on_changelog_sent).count("set_persisted_offset") == 1

@@ -1,4 +1,4 @@
-"""The worker's steps without a broker: triage, one batch's evaluation, ownership."""
+"""The worker's steps without a broker: reading a record, one batch's evaluation, ownership."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from goal_engine.stream.control import Control
 from goal_engine.stream.expiry import ExpiryQueue
 from goal_engine.stream.listeners import ListenerIndex
 from goal_engine.stream.ownership import forget_other_partitions, reindex
-from goal_engine.stream.steps import Accepted, Rejected, evaluate_events, triage
+from goal_engine.stream.steps import Accepted, Evaluated, Forward, Rejected, evaluate_events, read_record
+from goal_engine.stream.worker import count_batch_metrics
 from goal_engine.stream.workflow_configs import WorkflowConfigs
 from tests.unit.factories import at, goal, started, tag, workflow
 
@@ -63,19 +64,28 @@ def configs_of(*configs: tuple[str, WorkflowConfig]):  # type: ignore[no-untyped
     return lambda tenant_id, workflow_id: table.get((tenant_id, workflow_id))
 
 
+def evaluate(  # type: ignore[no-untyped-def]
+    batch: ContactBatch, events: list[Event], configs, clock: Clock, home: bool = True, source: bool = False
+) -> Evaluated:
+    """Step 1 as the worker runs it, on ``goal_engine.contact-events`` (keys checked), or with
+    ``source`` on the source topics (each carries its own type); at home unless ``home`` is False."""
+    expected_type = (lambda topic: topic) if source else (lambda topic: None)
+    return evaluate_events(batch, events, expected_type, lambda record, key: home, configs, clock)
+
+
 TAG_GOAL = workflow(goal("tag_added", {"tag_id": "tag-1"}), activated_at=at(-60))
 
 
-def test_triage_accepts_and_keys_by_tenant_and_contact() -> None:
-    verdict = triage(Message(encode_event(tag(subject="c-9", tenant="acme"))), "contact.tag.added")
+def test_read_record_accepts_and_keys_by_tenant_and_contact() -> None:
+    verdict = read_record(Message(encode_event(tag(subject="c-9", tenant="acme"))), "contact.tag.added")
     assert isinstance(verdict, Accepted)
     assert verdict.key == b"acme:c-9"
     assert verdict.event.subject == "c-9"
 
 
-def test_triage_rejects_with_a_dead_letter_that_keeps_the_bytes() -> None:
+def test_read_record_rejects_with_a_dead_letter_that_keeps_the_bytes() -> None:
     record = Message(b"{not json", topic="form.submitted", partition=2, offset=41, key=b"k")
-    verdict = triage(record, "form.submitted")
+    verdict = read_record(record, "form.submitted")
     assert isinstance(verdict, Rejected)
     assert verdict.code and verdict.reason
     letter = parse_event(verdict.dead_letter.value)
@@ -84,8 +94,8 @@ def test_triage_rejects_with_a_dead_letter_that_keeps_the_bytes() -> None:
     assert letter.data["offset"] == 41 and letter.data["reason"] == verdict.reason
 
 
-def test_triage_rejects_a_type_that_is_not_its_topics() -> None:
-    verdict = triage(Message(encode_event(tag())), "form.submitted")
+def test_read_record_rejects_a_type_that_is_not_its_topics() -> None:
+    verdict = read_record(Message(encode_event(tag())), "form.submitted")
     assert isinstance(verdict, Rejected)
 
 
@@ -99,8 +109,7 @@ def test_a_batch_exits_on_the_goal_and_a_redelivery_publishes_the_same_ids() -> 
     lookup = configs_of(("t1", TAG_GOAL))
 
     batch = ContactBatch(table, index)
-    exit_appends = evaluate_events(batch, events, lookup, clock())
-    assert exit_appends == [1234.5]
+    assert evaluate(batch, events, lookup, clock()).exit_appends == [1234.5]
     topics = [r.topic for r in batch.records]
     assert topics == [Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL]
     assert table == {}, "nothing is written before the caller has published (step 3)"
@@ -110,11 +119,11 @@ def test_a_batch_exits_on_the_goal_and_a_redelivery_publishes_the_same_ids() -> 
 
     # Redelivered before the write (a crash between steps 2 and 3): the same records.
     replay = ContactBatch({}, ListenerIndex())
-    evaluate_events(replay, events, lookup, clock())
+    evaluate(replay, events, lookup, clock())
     assert replay.records == batch.records
     # Redelivered after the write: the enrollment has exited, nothing more is published.
     again = ContactBatch(table, index)
-    assert evaluate_events(again, events[1:], lookup, clock()) == []
+    assert evaluate(again, events[1:], lookup, clock()).exit_appends == []
     assert again.records == []
 
 
@@ -127,7 +136,7 @@ def test_a_contact_twice_in_a_batch_sees_its_own_earlier_change() -> None:
         keyed(tag(time=at(2))),
     ]
     batch = ContactBatch(table, ListenerIndex())
-    evaluate_events(batch, events, configs_of(("t1", TAG_GOAL), ("t2", other_tenant)), clock())
+    evaluate(batch, events, configs_of(("t1", TAG_GOAL), ("t2", other_tenant)), clock())
     # Only t1's contact exits: t2's enrollment is another tenant's, whatever its ids.
     exits = [json.loads(r.value) for r in batch.records if r.topic is Topic.EXIT_GOAL]
     assert [e["tenantid"] for e in exits] == ["t1"]
@@ -140,14 +149,14 @@ def test_a_sweep_control_forgets_what_has_expired() -> None:
     index = ListenerIndex()
     batch = ContactBatch(table, index)
     # A goal event with no enrollment is kept for the grace window, then forgotten.
-    evaluate_events(batch, [keyed(tag(time=at(1)))], configs_of(), clock(1))
+    evaluate(batch, [keyed(tag(time=at(1)))], configs_of(), clock(1))
     batch.write(clock(1))
     assert "t1:c1" in table
 
     sweep = Event(Message(b"", key=b"t1:c1", headers=Control("sweep", "t1", "c1").header()))
     later = Clock(now=at(600), grace=timedelta(seconds=60), ended_retention=timedelta(hours=1))
     batch = ContactBatch(table, index)
-    evaluate_events(batch, [sweep], configs_of(), later)
+    evaluate(batch, [sweep], configs_of(), later)
     batch.write(later)
     assert table == {}
 
@@ -157,7 +166,7 @@ def test_ownership_forgets_other_partitions_and_reindexes_the_rest() -> None:
     index = ListenerIndex()
     events = [keyed(started(subject=c, time=at(1))) for c in ("a", "b", "c")]
     batch = ContactBatch(table, index)
-    evaluate_events(batch, events, configs_of(("t1", TAG_GOAL)), clock())
+    evaluate(batch, events, configs_of(("t1", TAG_GOAL)), clock())
     batch.write(clock())
     partitions = {b"t1:a": 0, b"t1:b": 1, b"t1:c": None}  # None: not yet known, kept
 
@@ -186,17 +195,17 @@ def test_a_colon_in_a_tenant_id_cannot_reach_another_tenants_contact() -> None:
     table: dict[str, bytes] = {}
     lookup = configs_of(("a", TAG_GOAL), ("a:b", TAG_GOAL))
     batch = ContactBatch(table, ListenerIndex())
-    evaluate_events(batch, [keyed(started(tenant="a", subject="b:c", time=at(1)))], lookup, clock())
+    evaluate(batch, [keyed(started(tenant="a", subject="b:c", time=at(1)))], lookup, clock())
     batch.write(clock())
     before = dict(table)
     intruder = _as_tenant(tag(tenant="ab", subject="c", time=at(2)), "a:b")
 
-    verdict = triage(Message(intruder, key=b"a:b:c"), "contact.tag.added")
+    verdict = read_record(Message(intruder, key=b"a:b:c"), "contact.tag.added")
     assert isinstance(verdict, Rejected) and "tenantid" in verdict.reason
 
     # Forged straight onto the internal topic: a dead letter, and tenant a's state as it was.
     batch = ContactBatch(table, ListenerIndex())
-    evaluate_events(batch, [Event(Message(intruder, key=b"a:b:c"))], lookup, clock())
+    evaluate(batch, [Event(Message(intruder, key=b"a:b:c"))], lookup, clock())
     assert [d["reason"][:17] for d in _dead_letters(batch)] == ["invalid envelope:"]
     assert [r.topic for r in batch.records] == [Topic.DEAD_LETTER]
     batch.write(clock())
@@ -210,9 +219,7 @@ def test_a_state_stored_for_another_tenant_is_never_evaluated_nor_rewritten() ->
     table = {"a:b:c": stored.encode(other, clock())[0]}
     before = dict(table)
     batch = ContactBatch(table, ListenerIndex())
-    evaluate_events(
-        batch, [keyed(tag(tenant="a", subject="b:c", time=at(2)))], configs_of(("a", TAG_GOAL)), clock()
-    )
+    evaluate(batch, [keyed(tag(tenant="a", subject="b:c", time=at(2)))], configs_of(("a", TAG_GOAL)), clock())
     assert [d["reason"][:13] for d in _dead_letters(batch)] == ["foreign state"]
     batch.write(clock())
     assert table == before
@@ -236,7 +243,7 @@ def test_a_failure_halfway_through_a_contact_leaves_its_state_as_it_was() -> Non
         keyed(tag(subject="c2", time=at(2))),  # another contact's event, after the failure
     ]
     batch = ContactBatch(table, ListenerIndex())
-    evaluate_events(batch, events, lookup, clock())
+    evaluate(batch, events, lookup, clock())
     assert [d["offset"] for d in _dead_letters(batch)] == [7]
     assert "internal error: RuntimeError" in _dead_letters(batch)[0]["reason"]
     assert [r.topic for r in batch.records] == [Topic.DEAD_LETTER], "no exit without its state"
@@ -273,7 +280,7 @@ def test_forged_and_invalid_contact_events_are_dead_lettered_and_the_batch_goes_
     achieved = tag(subject="c1", time=at(2)).model_copy(update={"type": "workflow.goal.achieved"})
     hostile.append(keyed(achieved))  # a contact-scoped type, but not one the worker evaluates
     batch = ContactBatch({}, ListenerIndex())
-    evaluate_events(batch, [*hostile, *good], configs_of(("t1", TAG_GOAL)), clock())
+    evaluate(batch, [*hostile, *good], configs_of(("t1", TAG_GOAL)), clock())
     letters = _dead_letters(batch)
     assert len(letters) == len(hostile) and all(d["reason"] for d in letters)
     assert [r.topic for r in batch.records][len(hostile) :] == [Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL]
@@ -285,7 +292,7 @@ def test_triage_dead_letters_whatever_a_record_raises(monkeypatch: pytest.Monkey
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(steps, "parse_event", recurse)
-    verdict = triage(Message(encode_event(tag()), offset=3), "contact.tag.added")
+    verdict = read_record(Message(encode_event(tag()), offset=3), "contact.tag.added")
     assert isinstance(verdict, Rejected) and verdict.code == "internal_error"
     assert "RecursionError" in verdict.reason
     assert json.loads(verdict.dead_letter.value)["data"]["offset"] == 3
@@ -293,7 +300,7 @@ def test_triage_dead_letters_whatever_a_record_raises(monkeypatch: pytest.Monkey
 
 def test_a_record_too_large_to_copy_is_dead_lettered_by_reference() -> None:
     value = b"x" * (800 * 1024)
-    verdict = triage(
+    verdict = read_record(
         Message(value, topic="form.submitted", partition=1, offset=9, key=b"k"), "form.submitted"
     )
     assert isinstance(verdict, Rejected) and verdict.code == "oversized"
@@ -301,7 +308,7 @@ def test_a_record_too_large_to_copy_is_dead_lettered_by_reference() -> None:
     assert len(verdict.dead_letter.value) < 10_000 and letter["value_b64"] is None
     assert (letter["source_topic"], letter["partition"], letter["offset"]) == ("form.submitted", 1, 9)
     assert letter["size"] == len(value) + 1 and "too large to copy" in letter["reason"]
-    small = triage(Message(b"x" * 300_000, key=b"k"), "contact.tag.added")
+    small = read_record(Message(b"x" * 300_000, key=b"k"), "contact.tag.added")
     assert isinstance(small, Rejected) and json.loads(small.dead_letter.value)["data"]["value_b64"]
 
 
@@ -326,5 +333,33 @@ def test_the_bound_on_kept_events_shows_in_a_metric() -> None:
     before = REGISTRY.get_sample_value("goal_engine_kept_events_dropped_total") or 0.0
     bounded = Clock(now=at(5), grace=timedelta(seconds=60), max_kept_events=2)
     events = [keyed(tag(subject="c-capped", tag_id=f"tag-{i}", time=at(1))) for i in range(5)]
-    evaluate_events(ContactBatch({}, ListenerIndex()), events, configs_of(), bounded)
+    out = evaluate(ContactBatch({}, ListenerIndex()), events, configs_of(), bounded)
+    assert out.kept_events_dropped == 3
+    count_batch_metrics(out)  # as the worker does, once per batch
     assert REGISTRY.get_sample_value("goal_engine_kept_events_dropped_total") == before + 3
+
+
+def test_a_record_outside_its_contacts_partition_is_re_keyed_not_evaluated() -> None:
+    table: dict[str, bytes] = {}
+    value = encode_event(started(time=at(1), subject="c-7", tenant="acme"))
+    batch = ContactBatch(table, ListenerIndex())
+    record = Event(Message(value, topic="workflow.enrollment.started", timestamp=99.0))
+    out = evaluate(batch, [record], configs_of(("acme", TAG_GOAL)), clock(), home=False, source=True)
+    assert out.forwards == [Forward(b"acme:c-7", value, 99.0)]
+    assert batch.records == [] and out.consumed == {}
+    batch.write(clock())
+    assert table == {}, "its state is written where it comes back, in its contact's partition"
+
+
+def test_a_poison_record_inside_a_batch_costs_its_dead_letter_only() -> None:
+    table: dict[str, bytes] = {}
+    events = [
+        Event(Message(encode_event(started(subject="a", time=at(1))), topic="workflow.enrollment.started")),
+        Event(Message(b'{"specversion": "1.0"', offset=7)),
+        Event(Message(encode_event(tag(subject="a", time=at(2))))),
+    ]
+    batch = ContactBatch(table, ListenerIndex())
+    out = evaluate(batch, events, configs_of(("t1", TAG_GOAL)), clock(), source=True)
+    assert [r.topic for r in batch.records] == [Topic.DEAD_LETTER, Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL]
+    assert [m.offset for m, _ in out.rejected] == [7]
+    assert len(out.exit_appends) == 1
