@@ -279,7 +279,11 @@ class KafkaBroker(LocalServer):
             id_file.write_text(raw + "\n")
         cluster_id = id_file.read_text().strip()
         log.info("formatting KRaft storage in %s (cluster id %s)…", self.data_dir, cluster_id)
-        cmd = self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+        # One argument, "--cluster-id=ID": an id may begin with "-" (base64url), which as a separate
+        # argument the tool would take for an option.
+        cmd = self._java(
+            libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)
+        )
         result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise DevstackError(

@@ -62,6 +62,11 @@ def records(topics: Topics) -> list[object]:
                     )
                     values.append((Topic.ENROLLMENT_ENDED, json.dumps(ended).encode()))
                 values += [exited, started, achieved, achieved, exited]  # exit first; then redelivered
+                if e == 3:  # the same achievement re-emitted a day later: the first one stands
+                    event = json.loads(achieved[1])
+                    event["id"] += "-retry"
+                    event["data"]["achieved_at"] = (T0 + timedelta(days=1, hours=3)).isoformat()
+                    values.append((achieved[0], json.dumps(event).encode()))
     return [topics.record(topic, value) for topic, value in values]
 
 
@@ -82,7 +87,11 @@ async def test_the_set_based_batch_folds_as_one_record_at_a_time(
         expected = await rows(one_by_one, table, tenants)
         assert expected, f"{table}: nothing to compare"
         assert await rows(batched, table, tenants) == expected, table
-    audit = "SELECT tenant_id, entity_id, at, after FROM audit_log ORDER BY 1, 2, 3"
+    audit = "SELECT tenant_id, entity_id, at, after, achievement_id FROM audit_log ORDER BY 1, 2, 3"
     assert [tuple(r) for r in await batched.fetch(audit)] == [tuple(r) for r in await one_by_one.fetch(audit)]
     stats = await batched.fetch("SELECT goals_achieved FROM workflow_stats ORDER BY tenant_id, workflow_id")
     assert [r["goals_achieved"] for r in stats] == [3] * 6  # four enrollments, one ended before its goal
+    by_type = await batched.fetch("SELECT achieved FROM workflow_goal_type_stats")
+    assert [r["achieved"] for r in by_type] == [4] * 6  # the re-emitted achievement counted once
+    days = await batched.fetch("SELECT DISTINCT bucket FROM workflow_goal_type_daily")
+    assert [r["bucket"] for r in days] == [T0.replace(hour=0)]  # not the retry's day
