@@ -35,6 +35,7 @@ import asyncpg
 
 from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
 from goal_engine.contract.topics import Topic
+from goal_engine.core.database import UNAVAILABLE
 from projections import metrics, views
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,7 @@ BATCHED: dict[Topic, Callable[[asyncpg.Connection, Sequence[tuple[CloudEvent, An
 }
 
 #: Failures of the connection or the server, not of a record: retried, never parked.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now (starting up)
-    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
-    asyncpg.InsufficientResourcesError,  # disk full, too many connections
-)
+TRANSIENT_ERRORS = UNAVAILABLE
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from goal_engine.configuration.store import Conflict, NotFound, Unprocessable
+from goal_engine.core.database import UNAVAILABLE as DATABASE_UNAVAILABLE
 
 _NOT_VALID: dict[str, Any] = {
     "code": "unprocessable",
@@ -43,6 +44,7 @@ _CODES = {
     409: "conflict",
     413: "payload_too_large",
     422: "unprocessable",
+    503: "unavailable",
 }
 
 
@@ -67,6 +69,8 @@ _DOCUMENTED: dict[int, tuple[str, str, list[str]]] = {
     413: ("the body is larger than GOAL_ENGINE_MAX_BODY_BYTES", "the body may be at most 65536 bytes", []),
     422: ("the request is not valid, or cannot be applied: details lists every problem",
           "the request is not valid", ["criteria: tag_added needs tag_id and/or tag_name"]),
+    503: ("PostgreSQL cannot be reached (or is restarting): retry later",
+          "the database is unavailable, retry later", ["ConnectionRefusedError: Connect call failed"]),
 }  # fmt: skip
 
 
@@ -85,7 +89,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: What any operation of the API can answer: every one needs a token and validates its input.
-ERROR_RESPONSES = error_responses(400, 401, 403, 413, 422)
+ERROR_RESPONSES = error_responses(400, 401, 403, 413, 422, 503)
 #: What an operation under /workflows/{workflow_id} adds: another tenant's resources are 404 too.
 NOT_FOUND = error_responses(404)
 
@@ -129,6 +133,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, str(exc))
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # A failure of the connection or the server, not of the request: say so, never a 500.
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        return error_response(503, "the database is unavailable, retry later", [reason], {"Retry-After": "5"})
+
+    for error in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, unavailable)
 
     @app.exception_handler(Unprocessable)
     async def unprocessable(_: Request, exc: Unprocessable) -> JSONResponse:

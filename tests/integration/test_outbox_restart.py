@@ -97,7 +97,7 @@ async def change_settings(apis: list[Settings], tenant: str, first_round: int) -
 async def put_until_stored(
     client: httpx.AsyncClient, url: str, body: dict[str, str], headers: dict[str, str]
 ) -> None:
-    # Right after the restart a pooled connection may still be a dead one (a 500, nothing stored).
+    # Right after the restart a pooled connection may still be a dead one (a 503, nothing stored).
     await eventually(
         lambda: client.put(url, json=body, headers=headers),
         lambda r: r.status_code == 200,
@@ -117,6 +117,15 @@ async def test_a_postgres_restart_under_two_relays_loses_nothing_and_keeps_order
         await eventually(
             lambda api=api: asyncio.to_thread(ready, api), lambda s: s == 503, what="/readyz 503"
         )
+        # A read while the database is away: a 503 that says why, never a 500.
+        async with httpx.AsyncClient(timeout=15) as client:
+            stats = await client.get(
+                f"http://127.0.0.1:{api.api_port}/api/v1/workflows/{WORKFLOWS[0]}/goals/stats",
+                headers=bearer(api, tenant),
+            )
+        assert stats.status_code == 503, stats.text
+        assert stats.json()["error"]["code"] == "unavailable" and stats.json()["error"]["details"]
+        assert stats.headers["retry-after"]
     own_postgres.start()
     for api in two_apis:
         await eventually(
