@@ -15,7 +15,7 @@ if [ ! -f "$ENV_FILE" ]; then
     mkdir -p .local
     umask 077
     {
-        echo "GOAL_ENGINE_JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"
+        echo "GOAL_ENGINE_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')"
         echo "POSTGRES_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
     } >"$ENV_FILE"
 fi

@@ -37,7 +37,7 @@ APP_IMAGE = "goal-engine:latest"
 KAFKA_IMAGE = "goal-engine-kafka:latest"
 POSTGRES_IMAGE = "goal-engine-postgres:latest"
 PG_PASSWORD = "chaos"
-JWT_SECRET = "chaos-suite-secret"
+JWT_SECRET = "chaos-suite-secret-of-at-least-32-bytes"  # the API refuses shorter ones
 
 
 async def eventually(
