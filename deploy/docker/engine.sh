@@ -8,7 +8,7 @@
 # Why these flags: every container runs with host networking and binds 127.0.0.1, so no
 # container ever gets an address on a private range and no packet leaves loopback.
 # --bridge=none means Docker creates no docker0 network at all (a container asking for
-# the default bridge network then fails instead of getting a 172.17.x address).
+# the default bridge network then fails instead of getting a private-range address).
 set -euo pipefail
 
 STATE_DIR=${GOAL_ENGINE_DOCKER_STATE:-/var/lib/goal-engine-dockerd}
