@@ -17,8 +17,8 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import docker
@@ -28,9 +28,9 @@ from testcontainers.core.container import DockerContainer
 
 from goal_engine.core.config import Settings
 from tests.conftest import free_port
+from tests.integration.helpers import eventually
 
 log = logging.getLogger("tests.chaos")
-T = TypeVar("T")
 
 LABEL = "goal-engine.chaos"
 APP_IMAGE = "goal-engine:latest"
@@ -38,25 +38,6 @@ KAFKA_IMAGE = "goal-engine-kafka:latest"
 POSTGRES_IMAGE = "goal-engine-postgres:latest"
 PG_PASSWORD = "chaos"
 JWT_SECRET = "chaos-suite-secret-of-at-least-32-bytes"  # the API refuses shorter ones
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
-    *,
-    timeout: float,
-    interval: float,
-    what: str,
-) -> T:
-    """Poll ``probe`` every ``interval`` s until ``check`` holds; the last value is in the failure."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(interval)
 
 
 def remove_leftovers() -> None:

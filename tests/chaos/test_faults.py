@@ -17,10 +17,9 @@ import httpx
 import pytest
 
 from goal_engine.api.main import API_PREFIX
-from tests.chaos.cluster import eventually
 from tests.chaos.load import WORKFLOW_ID, Chaos, brute_force
 from tests.chaos.report import RESULTS, Row
-from tests.integration.helpers import bearer
+from tests.integration.helpers import bearer, eventually
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -104,16 +104,17 @@ async def eventually(
     check: Callable[[T], bool],
     timeout: float = 30.0,
     what: str = "the condition",
+    interval: float = 0.1,
 ) -> T:
-    """Poll ``probe`` until ``check`` holds; the last value is in the failure message."""
+    """Poll ``probe`` every ``interval`` s until ``check`` holds; the last value is in the failure."""
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()
         if check(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(0.1)
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(interval)
 
 
 @dataclass(frozen=True)

@@ -83,13 +83,7 @@ async def test_poison_records_inside_a_burst_cost_their_dead_letters_only(topics
         await producer.send([workflow.activated(datetime.now(UTC))])
         worker.start()
         try:
-            await worker.wait_ready()
-            await producer.send([workflow.enrollment_started(i) for i in range(CONTACTS)])
-            await eventually(
-                worker.metrics,
-                lambda m: m.get("goal_engine_active_enrollments") == CONTACTS,
-                what="every enrollment in the worker's table",
-            )
+            await worker.hold_enrollments(producer, workflow, CONTACTS)
             burst, poisoned = a_burst(workflow)
             await producer.send(burst)  # all at once: batches full of good and bad records
 

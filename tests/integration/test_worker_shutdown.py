@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import pytest
 
 from goal_engine.core.config import Settings
-from tests.integration.helpers import eventually
 from tests.integration.worker_harness import Producer, TagWorkflow, Worker, isolated_deployment, uncommitted
 
 pytestmark = pytest.mark.integration
@@ -32,13 +31,7 @@ async def test_sigterm_stops_the_worker_cleanly_and_commits(topics: Settings) ->
         await producer.send([workflow.activated(datetime.now(UTC))])
         worker.start()
         try:
-            await worker.wait_ready()
-            await producer.send([workflow.enrollment_started(i) for i in range(CONTACTS)])
-            await eventually(
-                worker.metrics,
-                lambda m: m.get("goal_engine_active_enrollments") == CONTACTS,
-                what="every enrollment processed",
-            )
+            await worker.hold_enrollments(producer, workflow, CONTACTS)
             started = time.monotonic()
             assert worker.process.proc is not None
             worker.process.proc.terminate()

@@ -101,6 +101,16 @@ class Worker:
             what=f"worker {self.name} to be ready",
         )
 
+    async def hold_enrollments(self, producer: Producer, workflow: TagWorkflow, contacts: int) -> None:
+        """Once ready, enroll contacts 0..N-1 in ``workflow``; wait until this worker holds them all."""
+        await self.wait_ready()
+        await producer.send([workflow.enrollment_started(i) for i in range(contacts)])
+        await eventually(
+            self.metrics,
+            lambda m: m.get("goal_engine_active_enrollments") == contacts,
+            what=f"all {contacts} enrollments in worker {self.name}'s table",
+        )
+
 
 # --- the records other modules would produce ------------------------------------------
 
