@@ -62,10 +62,12 @@ async def test_a_killed_worker_recovers_its_state_and_loses_no_exit(topics: Sett
                 what="every enrollment in the contact table",
             )
 
-            # One tag per contact, all at once (made now: a goal counts only events after
-            # the enrollment); SIGKILL while the worker works through them.
+            # One tag per contact (made now: a goal counts only events after the
+            # enrollment), streamed over ~1.5 s; SIGKILL while the worker works through
+            # them. Streaming keeps the kill mid-stream however fast the worker is: sent
+            # all at once, a quiet machine exited all 300 before the kill arrived.
             tags = [goal.tag_added(i) for i in everyone]
-            sending = asyncio.create_task(producer.send(tags))
+            sending = asyncio.create_task(producer.stream(tags, per_second=200))
             await eventually(
                 worker.metrics,
                 lambda m: m.get("goal_engine_exits_total", 0) >= KILL_AFTER_EXITS,
