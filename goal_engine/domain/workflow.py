@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from goal_engine.contract.events import WorkflowSnapshot
@@ -31,7 +32,7 @@ class WorkflowConfig:
     activated_at: datetime | None
     goals: tuple[Goal, ...]
 
-    @property
+    @cached_property  # a config never changes (a new version is a new config); asked per event
     def armed_goals(self) -> tuple[Goal, ...]:
         """Goals that listen for events: only while the workflow is active (R9)."""
         if not self.active:

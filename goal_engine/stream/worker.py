@@ -21,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import faust
 from faust.serializers import codecs
-from faust.types import EventT, RecordMetadata, StoreT
+from faust.types import EventT, StoreT
 
 from goal_engine.contract.topics import contact_key
 from goal_engine.core.config import Settings
@@ -39,8 +38,8 @@ from goal_engine.stream.control import Control
 from goal_engine.stream.expiry import ExpiryQueue
 from goal_engine.stream.listeners import ListenerIndex
 from goal_engine.stream.ownership import forget_other_partitions, reindex
-from goal_engine.stream.records import Record
 from goal_engine.stream.routing import Routing
+from goal_engine.stream.sending import BatchSender, Outgoing, Sent
 from goal_engine.stream.steps import Evaluated, Rejected, SourceRecord, evaluate_events
 from goal_engine.stream.topology import build_topology
 from goal_engine.stream.workflow_configs import WorkflowConfigs
@@ -58,6 +57,7 @@ class Worker:
         self.topology = build_topology(app, settings, on_recover=self.on_recover)
         self.contacts = self.topology.contacts
         self.routing = Routing(app, self.topology, settings)
+        self.sender = BatchSender(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]
         self._changelog = self.contacts.changelog_topic.get_topic_name()
         self._persists_offsets = not settings.table_store.startswith("memory:")  # memory's is a no-op
         self._output_names = {t: topic.get_topic_name() for t, topic in self.topology.outputs.items()}
@@ -87,47 +87,40 @@ class Worker:
         out = evaluate_events(  # 1
             batch, events, self.routing.expected_type, self.routing.at_home, self.configs.get, self.clock()
         )
-        acks = await self.publish(batch.records)  # 2
-        for f in out.forwards:
-            acks.append(await self._send(self.routing.contact_events, f.key, f.value, f.timestamp))
         for rejected in out.rejected:
             self._log_dead_letter(*rejected)
-        if acks:
-            await asyncio.gather(*acks)  # one wait for the whole batch
-        for record in batch.write(self.clock()):  # 3
-            self.expiry.schedule(record.key, record.expires_at)
-            await self._send_changelog(record)
+        names = self._output_names
+        outgoing = [Outgoing(names[r.topic], r.key, r.value) for r in batch.records]
+        outgoing += [
+            Outgoing(self.routing.contact_events, f.key, f.value, None, _ms(f.timestamp))
+            for f in out.forwards
+        ]
+        if outgoing:
+            await asyncio.gather(*(s.ack for s in await self.sender.send(outgoing)))  # 2: one wait
+        await self._send_changelog(batch.write(self.clock()))  # 3
         count_batch_metrics(out)
 
-    async def publish(self, records: list[Record]) -> list[Awaitable[object]]:
-        """Hand the records to the producer in order; each awaitable is done once Kafka has it."""
-        names = self._output_names
-        return [await self._send(names[r.topic], r.key, r.value) for r in records]
+    async def _send_changelog(self, records: list[ChangelogRecord]) -> None:
+        """The table's changelog records, as Faust's table would send them (see :mod:`.batch`).
 
-    async def _send(
-        self, topic: str, key: bytes, value: bytes, timestamp: float | None = None
-    ) -> Awaitable[object]:
-        # One level under faust.Topic.send (a FutureMessage and callbacks per record):
-        # Faust's producer itself, whose flush before each commit covers these records too.
-        # Awaiting the send only queues the record (in order); the returned future is its ack.
-        return await self.app.producer.send(topic, key, value, None, timestamp, None)
-
-    async def _send_changelog(self, record: ChangelogRecord) -> None:
-        """The table's changelog record, as Faust's table would send it (see :mod:`.batch`).
-
-        Its ack is not awaited: Faust flushes the producer before it commits the
-        offsets of the records that caused it. The ack records the persisted
+        Their acks are not awaited: Faust flushes the producer before it commits
+        the offsets of the records that caused them. Each ack records the persisted
         offset, as Faust's table does (a rocksdb store recovers from there).
         """
-        key = codecs.dumps("json", record.key)  # the table's key serializer
-        ack = await self.app.producer.send(self._changelog, key, record.value, record.partition, None, None)
+        for record in records:
+            self.expiry.schedule(record.key, record.expires_at)
+        # The table's key serializer is JSON: keys come back from the changelog as str.
+        sent = await self.sender.send(
+            Outgoing(self._changelog, codecs.dumps("json", r.key), r.value, r.partition) for r in records
+        )
         if self._persists_offsets:
-            ack.add_done_callback(self._on_changelog_sent)  # type: ignore[attr-defined]
+            for s in sent:
+                s.ack.add_done_callback(lambda _, s=s: self._on_changelog_sent(s))  # type: ignore[misc]
 
-    def _on_changelog_sent(self, ack: asyncio.Future[RecordMetadata]) -> None:
-        if not ack.cancelled() and ack.exception() is None:
-            sent = ack.result()
-            cast(StoreT, self.contacts.data).set_persisted_offset(sent.topic_partition, sent.offset)
+    def _on_changelog_sent(self, sent: Sent) -> None:
+        if not sent.ack.cancelled() and sent.ack.exception() is None:
+            tp = sent.ack.result().topic_partition
+            cast(StoreT, self.contacts.data).set_persisted_offset(tp, sent.last_offset())
 
     def _log_dead_letter(self, msg: SourceRecord, verdict: Rejected) -> None:
         metrics.DEAD_LETTERS.labels(verdict.code).inc()
@@ -182,6 +175,10 @@ class Worker:
             highwater, position = consumer.highwater(tp), await consumer.position(tp)
             if highwater is not None and position is not None:
                 CONSUMER_LAG.labels("worker", tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+
+def _ms(timestamp: float | None) -> int | None:
+    return int(timestamp * 1000) if timestamp else None
 
 
 def count_batch_metrics(out: Evaluated) -> None:
