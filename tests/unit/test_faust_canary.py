@@ -14,6 +14,7 @@ import inspect
 from importlib.metadata import version
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.tables.base import Collection
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -89,3 +90,16 @@ def test_what_the_worker_calls_one_level_under_the_topic_and_table_api() -> None
     source = inspect.getsource(Collection.send_changelog)
     assert "key_serializer" in source and "partition" in source
     assert inspect.getsource(Collection._on_changelog_sent).count("set_persisted_offset") == 1
+
+
+def test_what_the_batch_sender_reads_of_faust_and_aiokafka() -> None:
+    # sending.py takes aiokafka's producer from Faust's, partitions keyed records with the
+    # producer's partitioner over the cluster metadata (as AIOKafkaProducer._partition does),
+    # and sends record batches.
+    assert _parameters(faust_aiokafka.Producer._ensure_producer) == ["self"]
+    partition_source = inspect.getsource(AIOKafkaProducer._partition)
+    assert "self._partitioner(serialized_key, all_partitions, available)" in partition_source
+    assert "list(self._metadata.partitions_for_topic(topic))" in partition_source
+    assert "self._metadata = self.client.cluster" in inspect.getsource(AIOKafkaProducer.__init__)
+    assert _parameters(AIOKafkaProducer.send_batch) == ["self", "batch", "topic", "partition"]
+    assert _parameters(AIOKafkaProducer.create_batch) == ["self"]
