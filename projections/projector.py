@@ -99,11 +99,6 @@ class Parked:
         return cls(record, "error", type(exc).__name__, f"{type(exc).__name__}: {exc}"[:1000])
 
 
-#: A record as :meth:`Projector.parse_batch` left it: (record, its event, the event's typed
-#: data); the event None for a tombstone, or (record, None, the error) if it cannot be parsed.
-Parsed = tuple[KafkaRecord, CloudEvent | None, Any]
-
-
 class _RecordFailed(Exception):
     """One record's fold raised on the fast path: fold the batch again, isolating each record."""
 
@@ -120,33 +115,16 @@ class Projector:
         )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
-    def parse_batch(self, records: Sequence[KafkaRecord]) -> list[Parsed]:
-        """Each record's event and typed data, or why it cannot be folded. Touches no
-        database and no shared state, so the runner parses the next batch in a thread
-        while this one folds."""
-        parsed: list[Parsed] = []
-        for record in records:
-            try:
-                event = self._parse(record)
-                data = event.typed_data() if event is not None and Topic(event.type) in VIEWS else None
-                parsed.append((record, event, data))
-            except Exception as exc:
-                parsed.append((record, None, exc))
-        return parsed
-
-    async def process_batch(self, records: Sequence[KafkaRecord], parsed: list[Parsed] | None = None) -> int:
-        """Apply a batch in one transaction; returns how many records were applied.
-        ``parsed``: :meth:`parse_batch` of these records, if already done."""
-        if parsed is None:
-            parsed = self.parse_batch(records)
+    async def process_batch(self, records: Sequence[KafkaRecord]) -> int:
+        """Apply a batch in one transaction; returns how many records were applied."""
         try:
-            applied, parked = await self._fold(parsed, isolate=False)
+            applied, parked = await self._fold(records, isolate=False)
         except _RecordFailed as failed:
             log.warning(
                 "a record failed to fold; folding its batch record by record",
                 extra={"error": repr(failed.__cause__)},
             )
-            applied, parked = await self._fold(parsed, isolate=True)
+            applied, parked = await self._fold(records, isolate=True)
         for p in parked:
             metrics.PARKED.labels(p.record.topic[len(self._prefix) :], p.kind).inc()
             log.error(
@@ -161,28 +139,30 @@ class Projector:
             )
         return applied
 
-    async def _fold(self, parsed: list[Parsed], *, isolate: bool) -> tuple[int, list[Parked]]:
+    async def _fold(self, records: Sequence[KafkaRecord], *, isolate: bool) -> tuple[int, list[Parked]]:
         applied = 0
         parked: list[Parked] = []
         next_offsets: dict[tuple[str, int], int] = {}
         grouped: dict[Topic, list[tuple[CloudEvent, Any]]] = {}
         async with self._pool.acquire() as conn, conn.transaction():
-            for record, event, data in parsed:
+            for record in records:
                 next_offsets[(record.topic, record.partition)] = record.offset + 1
-                if isinstance(data, BaseException):  # parsing touches no database: park it straight away
-                    parked.append(Parked.of(record, data))
+                try:
+                    event = self._parse(record)
+                except Exception as exc:  # parsing touches no database: park it straight away
+                    parked.append(Parked.of(record, exc))
                     continue
                 if event is None:
                     continue
                 try:
                     if isolate:
                         async with conn.transaction():  # a savepoint: a failure undoes this record only
-                            applied += await self._apply(conn, event, data)
+                            applied += await self._apply(conn, event)
                     elif (topic := Topic(event.type)) in BATCHED:
-                        grouped.setdefault(topic, []).append((event, data))
+                        grouped.setdefault(topic, []).append((event, event.typed_data()))
                         applied += 1
                     else:
-                        applied += await self._apply(conn, event, data)
+                        applied += await self._apply(conn, event)
                 except Exception as exc:
                     if is_transient(exc):
                         raise
@@ -201,10 +181,10 @@ class Projector:
         return parse_event(record.value, expected_type=record.topic[len(self._prefix) :])
 
     @staticmethod
-    async def _apply(conn: asyncpg.Connection, event: CloudEvent, data: Any) -> int:
+    async def _apply(conn: asyncpg.Connection, event: CloudEvent) -> int:
         match Topic(event.type):
             case topic if topic in VIEWS:
-                await VIEWS[topic](conn, event, data)
+                await VIEWS[topic](conn, event, event.typed_data())
                 return 1
             case _:
                 return 0
