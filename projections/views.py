@@ -203,9 +203,11 @@ class _Rollups:
 async def _upsert(
     conn: asyncpg.Connection, sql: str, totals: Mapping[tuple[Any, ...], Sequence[float]]
 ) -> None:
-    """One upsert of every key's totals; ``sql`` takes key columns then totals, as arrays."""
+    """One upsert of every key's totals; ``sql`` takes key columns then totals, as arrays.
+    In key order: the rows are locked in the index's order (two projectors overlapping
+    after a rebalance take them in the same order, so they wait, never deadlock)."""
     if totals:
-        await conn.execute(sql, *_columns((*key, *sums) for key, sums in totals.items()))
+        await conn.execute(sql, *_columns((*key, *totals[key]) for key in sorted(totals)))
 
 
 async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalAchieved) -> None:
