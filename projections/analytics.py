@@ -284,8 +284,7 @@ async def workflow_stats(
     """
     tally = _Tally()
     start, end = window.start or BEGINNING, window.end or now or datetime.now(UTC)
-    if window.interval and window.start is not None:
-        _check_length(start, end, window.interval)
+    check_series(window, end)
     async with pool.acquire() as conn:
         if window.all_time:
             tally.add_rollups(await conn.fetch(ALL_TIME_SQL, tenant_id, workflow_id))
@@ -301,6 +300,13 @@ async def workflow_stats(
         return None
     series = _series(tally, start if window.start else None, end, window.interval) if window.interval else []
     return _answer(workflow_id, tally, series)
+
+
+def check_series(window: Window, now: datetime) -> None:
+    """:class:`SeriesTooLong` if the window's series is known too long before any read
+    (with ``from``; without it, the series starts at the first activity)."""
+    if window.interval and window.start is not None:
+        _check_length(window.start, window.end or now, window.interval)
 
 
 def _check_length(start: datetime, end: datetime, interval: str) -> None:

@@ -11,24 +11,39 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from goal_engine.api.cache import ReadCache
 from goal_engine.configuration.store import Actor
 from goal_engine.contract.events import ID_PATTERN, NAME_PATTERN
 from goal_engine.core.config import Settings
 from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, token_policy, verify_token
 
 
-def _settings(request: Request) -> Settings:
+# Coroutines, not plain functions: FastAPI would run each plain one in its thread pool.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
 
+async def _read_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.read_pool
+    return pool
+
+
+async def _read_cache(request: Request) -> ReadCache:
+    cache: ReadCache = request.app.state.read_cache
+    return cache
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(_pool)]
+#: The read routes' pool (main.py: connections go back without the session reset).
+ReadPoolDep = Annotated[asyncpg.Pool, Depends(_read_pool)]
+ReadCacheDep = Annotated[ReadCache, Depends(_read_cache)]
 
 _bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, tenant_id, scope and exp")
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from fastapi import Depends, FastAPI
 
+from goal_engine.api.cache import ReadCache
 from goal_engine.api.deps import reject_unknown_query_parameters
 from goal_engine.api.errors import install_error_handlers
 from goal_engine.api.middleware import LimitAndMeasure
@@ -21,6 +22,10 @@ from goal_engine.core.security import require_strong_secret
 API_PREFIX = "/api/v1"
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The read pool's reset: nothing (see the lifespan)."""
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings``; :class:`WeakSecret` if its JWT secret must not be used."""
     require_strong_secret(settings.jwt_secret)
@@ -29,6 +34,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.pool = await asyncpg.create_pool(settings.database_url_asyncpg, min_size=2, max_size=10)
+        # The read routes' statements change no session state (no SET, lock, LISTEN or cursor
+        # kept), so their connections skip the reset query, a round trip per release;
+        # an open transaction is still rolled back by asyncpg before this runs.
+        app.state.read_pool = await asyncpg.create_pool(
+            settings.database_url_asyncpg, min_size=2, max_size=10, reset=_keep_session
+        )
         app.state.relay = OutboxRelay(settings, app.state.pool)
         stop = asyncio.Event()
         relay_task = app.state.relay_task = asyncio.create_task(app.state.relay.run(stop))
@@ -38,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
             stop.set()
             app.state.relay.wake()
             await relay_task
+            await app.state.read_pool.close()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -51,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
+    app.state.read_cache = ReadCache(settings.api_read_cache_mib * 1024 * 1024)
     install_error_handlers(app)
     routers = (goals.router, workflows.router, workflows.collection_router, analytics.router,
                goal_types.router, audit.router, catalog.router)  # fmt: skip

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024, ge=1, description="largest request body the API accepts, counted as it arrives"
     )
+    api_read_cache_mib: int = Field(
+        64,
+        ge=0,
+        description="memory per API process for the exact cache of the read answers (stats, "
+        "tenant summary, achievements pages); 0 turns it off",
+    )
 
     # --- stream worker ----------------------------------------------------------
     worker_id: str = Field("goal-engine", description="Faust app id: the consumer group of the workers")

@@ -35,7 +35,7 @@ async def asgi(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app itself (no socket), at the server's root."""
     app = create_app(api_settings)
     app.state.settings = api_settings
-    app.state.pool = NoDatabase()
+    app.state.pool = app.state.read_pool = NoDatabase()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         yield client

@@ -33,6 +33,7 @@ def app() -> FastAPI:
     app = create_app(settings)
     # What the lifespan would set; no route here gets as far as using the pool.
     app.state.settings, app.state.pool = settings, None
+    app.state.read_pool = None
     return app
 
 

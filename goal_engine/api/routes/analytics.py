@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BeforeValidator
 
-from goal_engine.api.deps import PoolDep, Reader, WorkflowId
+from goal_engine.api.cache import LOOKUPS, json_response
+from goal_engine.api.deps import ReadCacheDep, Reader, ReadPoolDep, WorkflowId
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.schemas import Stats, TenantStats, WorkflowSummary
 from goal_engine.configuration.store import NotFound, Unprocessable
@@ -71,27 +73,52 @@ rates and averages are exact.
 )
 async def goal_stats(
     workflow_id: WorkflowId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
+    cache: ReadCacheDep,
     who: Reader,
     from_: From = None,
     to: To = None,
     interval: Interval = None,
-) -> Stats:
+) -> Response:
     """The spec's stats, all-time or over [from, to), with a series when ``interval`` is given."""
     if from_ is not None and to is not None and from_ >= to:
         raise Unprocessable(["from must be before to"])
     window = analytics.Window(from_, to, interval)
     try:
-        stats = await analytics.workflow_stats(pool, who.tenant_id, workflow_id, window)
+        analytics.check_series(window, datetime.now(UTC))  # a 422 before any read
     except analytics.SeriesTooLong as exc:
         raise Unprocessable([str(exc)]) from None
-    if stats is None:
-        raise NotFound("workflow not found")
-    return Stats.model_validate(stats)
+
+    async def read() -> bytes:
+        try:
+            stats = await analytics.workflow_stats(pool, who.tenant_id, workflow_id, window)
+        except analytics.SeriesTooLong as exc:  # without from: the series starts at the first activity
+            raise Unprocessable([str(exc)]) from None
+        if stats is None:
+            raise NotFound("workflow not found")
+        return Stats.model_validate(stats).model_dump_json().encode()
+
+    if not window.all_time and window.end is None:  # up to now: the answer moves with the clock
+        LOOKUPS.labels("stats", "uncached").inc()
+        return json_response(await read())
+    # The instants in UTC: one key for every spelling of the same window.
+    key = ("stats", who.tenant_id, workflow_id, *(_utc(t) for t in (from_, to)), interval)
+    return json_response(await cache.answer(pool, "stats", key, read))
 
 
 @router.get("/goals/stats", response_model=TenantStats)
-async def tenant_stats(pool: PoolDep, who: Reader) -> TenantStats:
+async def tenant_stats(pool: ReadPoolDep, cache: ReadCacheDep, who: Reader) -> Response:
     """Every workflow of the tenant with its all-time conversion, best converting first."""
-    workflows = await analytics.tenant_summary(pool, who.tenant_id)
-    return TenantStats(workflows=[WorkflowSummary.model_validate(w) for w in workflows], total=len(workflows))
+
+    async def read() -> bytes:
+        workflows = await analytics.tenant_summary(pool, who.tenant_id)
+        summary = TenantStats(
+            workflows=[WorkflowSummary.model_validate(w) for w in workflows], total=len(workflows)
+        )
+        return summary.model_dump_json().encode()
+
+    return json_response(await cache.answer(pool, "tenant-stats", ("tenant-stats", who.tenant_id), read))
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    return t.astimezone(UTC) if t is not None else None

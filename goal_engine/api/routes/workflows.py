@@ -6,9 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from goal_engine.api.deps import EnrollmentId, PoolDep, Reader, Search, WorkflowId, Writer, actor
+from goal_engine.api.cache import json_response
+from goal_engine.api.deps import (
+    EnrollmentId,
+    PoolDep,
+    ReadCacheDep,
+    Reader,
+    ReadPoolDep,
+    Search,
+    WorkflowId,
+    Writer,
+    actor,
+)
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from goal_engine.api.schemas import (
@@ -68,23 +79,34 @@ async def deactivate(workflow_id: WorkflowId, pool: PoolDep, who: Writer) -> Wor
 
 @router.get("/goals/achievements", response_model=AchievementPage)
 async def goal_achievements(
-    workflow_id: WorkflowId, pool: PoolDep, who: Reader, limit: Limit = 50, cursor: Cursor = None
-) -> AchievementPage:
+    workflow_id: WorkflowId,
+    pool: ReadPoolDep,
+    cache: ReadCacheDep,
+    who: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
     """The achievement log (R3-R8: what was achieved, when, and the event that did it), newest first."""
     after = decode_cursor(cursor)
     try:
         position = (datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))) if after else None
     except (ValueError, IndexError, TypeError):
         raise Unprocessable(["cursor: not a cursor this API returned"]) from None
-    # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
-    if not await queries.workflow_known(pool, who.tenant_id, workflow_id):
-        raise NotFound("workflow not found")
-    rows = await queries.achievements(pool, who.tenant_id, workflow_id, limit, position)
-    last = rows[-1] if len(rows) == limit else None
-    return AchievementPage(
-        achievements=[AchievementOut.model_validate(r) for r in rows],
-        next_cursor=encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None,
-    )
+
+    async def read() -> bytes:
+        # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
+        if not await queries.workflow_known(pool, who.tenant_id, workflow_id):
+            raise NotFound("workflow not found")
+        rows = await queries.achievements(pool, who.tenant_id, workflow_id, limit, position)
+        last = rows[-1] if len(rows) == limit else None
+        page = AchievementPage(
+            achievements=[AchievementOut.model_validate(r) for r in rows],
+            next_cursor=encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None,
+        )
+        return page.model_dump_json().encode()
+
+    key = ("achievements", who.tenant_id, workflow_id, limit, position)
+    return json_response(await cache.answer(pool, "achievements", key, read))
 
 
 @router.get("/enrollments/{enrollment_id}", response_model=EnrollmentOut)

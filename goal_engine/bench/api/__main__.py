@@ -40,7 +40,7 @@ Phases:
                and some minutes up to now by hour, partial hours at both ends, every
                bucket zeros included) against a brute-force count over the log; a mismatch
                ends the run (exit 1).
-  5. load      CLIENTS concurrent clients (httpx, closed loop) for WARMUP + DURATION s over
+  5. load      CLIENTS concurrent clients (keep-alive, closed loop) for WARMUP + DURATION s over
                the mix, each with a read token of the workflow's tenant:
 """
     + "\n".join(f"                 {e.name:<13} {e.what}" for e in ENDPOINTS.values())

@@ -1,10 +1,11 @@
 """The load: C concurrent clients, each sending its next request as soon as the last answered.
 
-Closed loop (like wrk or hey): each client picks an endpoint of the mix at random (by
-weight), a random workflow of a random tenant (with that tenant's token), sends, waits for
-the whole body, and records the latency and the status. The figures count the requests
-sent in the measure window (those sent during the warm-up are left out), but an error
-counts whenever it happens: any non-2xx answer or failed request fails the run.
+Closed loop (like wrk or hey), one keep-alive connection each (``wire.py``): each client
+picks an endpoint of the mix at random (by weight), a random workflow of a random tenant
+(with that tenant's token), sends, waits for the whole body, and records the latency and
+the status. The figures count the requests sent in the measure window (those sent during
+the warm-up are left out), but an error counts whenever it happens: any non-2xx answer
+or failed request fails the run.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-import httpx
+from urllib.parse import urlsplit
 
 from goal_engine.bench.api.seed import SeedWorkflow
+from goal_engine.bench.api.wire import Connection, HttpError
 from goal_engine.core.security import READ, mint_token
 
 API = "/api/v1"
@@ -135,15 +136,16 @@ class Load:
         stop the run); ``measure_starts`` is called when the warm-up ends.
         """
         samples = {name: Samples() for name in self.names}
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=30.0) as http:
+        url = urlsplit(self.base_url)
+        connections = [Connection(url.hostname or "127.0.0.1", url.port or 80) for _ in range(clients)]
+        try:
             loop = asyncio.get_running_loop()
             measure_from = loop.time() + warmup
             until = measure_from + duration
             loop.call_at(measure_from, measure_starts)
             tasks = [
                 asyncio.create_task(
-                    self._client(http, random.Random(self.seed + i), measure_from, until, samples)
+                    self._client(connections[i], random.Random(self.seed + i), measure_from, until, samples)
                 )
                 for i in range(clients)
             ]
@@ -158,10 +160,13 @@ class Load:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
             return samples, loop.time() - measure_from
+        finally:
+            for connection in connections:
+                connection.close()
 
     async def _client(
         self,
-        http: httpx.AsyncClient,
+        connection: Connection,
         rng: random.Random,
         measure_from: float,
         until: float,
@@ -172,12 +177,12 @@ class Load:
             name, path, params, headers = self.request(rng)
             started = time.perf_counter()
             try:
-                response = await http.get(path, params=params, headers=headers)
-                status, error = str(response.status_code), None
-                if not response.is_success:
-                    error = f"{response.status_code} on {response.request.url}: {response.text[:300]}"
-            except httpx.HTTPError as exc:
-                status, error = type(exc).__name__, f"{type(exc).__name__} on {path}: {exc}"
+                code, body = await connection.get(path, params, headers)
+                status, error = str(code), None
+                if not 200 <= code < 300:
+                    error = f"{code} on {path} {params}: {body[:300].decode(errors='replace')}"
+            except HttpError as exc:
+                status, error = type(exc).__name__, f"{exc} on {path}"
             elapsed_ms = 1000 * (time.perf_counter() - started)
             if sent < measure_from and error is None:
                 continue  # the warm-up

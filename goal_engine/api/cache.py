@@ -1,0 +1,80 @@
+"""The read routes' answers, kept exact: each with the database snapshot it was read at.
+
+``pg_current_snapshot()`` names the set of committed transactions (the next transaction
+id and the ones still in progress): its text changes whenever any writing transaction
+ends, whoever wrote — the projector's batch (its tracking row commits with its read
+models), ``projections rebuild``, retention, the configuration store. A request that
+reads the same snapshot text as a kept answer therefore sees the database that answer
+was computed from, and gets it as bytes: one statement that reads no table, instead of
+the route's reads, its model and its JSON. Any other snapshot is a miss.
+
+An answer is read after its snapshot text, so it is never older than the text it is
+kept under. Answers that depend on the clock (a window whose ``to`` is now) and errors
+are never kept. Keys always hold the caller's tenant.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+
+import asyncpg
+from fastapi import Response
+from prometheus_client import Counter
+
+SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
+
+LOOKUPS = Counter(
+    "goal_engine_api_read_cache_total",
+    "Read-route answers by where they came from: hit (kept, same snapshot), miss (read and kept), "
+    "uncached (never kept: the answer depends on the clock, or the cache is off)",
+    ["route", "result"],
+)
+
+
+class ReadCache:
+    """At most ``max_bytes`` of answers, the least recently used dropped first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[str, bytes]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    async def answer(
+        self, pool: asyncpg.Pool, route: str, key: Hashable, read: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """The kept answer of ``key`` if the database is as it was read at, else ``read()``'s."""
+        if not self.enabled:
+            LOOKUPS.labels(route, "uncached").inc()
+            return await read()
+        snapshot: str = await pool.fetchval(SNAPSHOT_SQL)
+        kept = self._entries.get(key)
+        if kept is not None and kept[0] == snapshot:
+            self._entries.move_to_end(key)
+            LOOKUPS.labels(route, "hit").inc()
+            return kept[1]
+        body = await read()  # raises for an error answer: nothing is kept
+        LOOKUPS.labels(route, "miss").inc()
+        self._keep(key, snapshot, body)
+        return body
+
+    def _keep(self, key: Hashable, snapshot: str, body: bytes) -> None:
+        if len(body) > self.max_bytes:
+            return
+        if (old := self._entries.pop(key, None)) is not None:
+            self._bytes -= len(old[1])
+        self._entries[key] = (snapshot, body)
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._bytes -= len(dropped)
+
+
+def json_response(body: bytes) -> Response:
+    """``body`` as it is: already the route's response model as JSON (FastAPI would validate
+    and encode a returned model a second time)."""
+    return Response(body, media_type="application/json")

@@ -1,0 +1,124 @@
+"""The read cache (goal_engine/api/cache.py) on real PostgreSQL: exact, tenant-scoped.
+
+The app runs in-process (``httpx.ASGITransport``, no Kafka); the projector folds into the
+same database between the requests. Every answer is compared with the same app's answer
+with the cache turned off: a kept answer may be served only while it is still the truth.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from goal_engine.api.main import create_app
+from goal_engine.core.config import Settings
+from tests.integration.helpers import bearer
+from tests.integration.test_analytics import Journey, make_journeys, project
+from tests.tokens import TEST_SECRET
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+#: The cached routes, each with a query of its own (the window ends at a fixed instant).
+READS = (
+    ("stats", "/api/v1/workflows/wf/goals/stats", {}),
+    (
+        "stats",
+        "/api/v1/workflows/wf/goals/stats",
+        {"from": "2026-10-02T00:30:00Z", "to": "2026-10-20T00:00:00+00:00", "interval": "day"},
+    ),
+    ("tenant-stats", "/api/v1/goals/stats", {}),
+    ("achievements", "/api/v1/workflows/wf/goals/achievements", {"limit": "5"}),
+)
+
+
+def lookups(route: str, result: str) -> float:
+    value = REGISTRY.get_sample_value("goal_engine_api_read_cache_total", {"route": route, "result": result})
+    return value or 0.0
+
+
+async def client(pool: asyncpg.Pool, cache_mib: int) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(jwt_secret=TEST_SECRET, log_format="text", api_read_cache_mib=cache_mib)
+    app = create_app(settings)
+    app.state.settings, app.state.pool, app.state.read_pool = settings, pool, pool
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as http:
+        yield http
+
+
+@pytest.fixture
+async def cached(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in client(pool, cache_mib=8):
+        yield http
+
+
+@pytest.fixture
+async def uncached(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in client(pool, cache_mib=0):
+        yield http
+
+
+def token(tenant: str) -> dict[str, str]:
+    return bearer(Settings(jwt_secret=TEST_SECRET), tenant)
+
+
+async def test_a_kept_answer_is_never_stale_after_the_projector_commits(
+    pool: asyncpg.Pool, cached: httpx.AsyncClient, uncached: httpx.AsyncClient
+) -> None:
+    tenant = f"cache-{uuid.uuid4().hex[:6]}"
+    auth = token(tenant)
+    await project(pool, tenant, "wf", make_journeys(random.Random(3), 40))
+    before = []
+    for route, path, params in READS:
+        first = await cached.get(path, params=params, headers=auth)
+        hits = lookups(route, "hit")
+        again = await cached.get(path, params=params, headers=auth)
+        assert first.status_code == again.status_code == 200, first.text
+        assert again.json() == first.json() == (await uncached.get(path, params=params, headers=auth)).json()
+        assert lookups(route, "hit") == hits + 1  # the second one was kept
+        before.append(first.json())
+
+    # The projector commits two more converted enrollments: one inside the window, one newest of all.
+    later = [T0 + timedelta(days=12, minutes=7), T0 + timedelta(days=60)]
+    await project(
+        pool, tenant, "wf", [Journey(at, (("tag_added", at + timedelta(hours=3)),)) for at in later]
+    )
+
+    for (route, path, params), was in zip(READS, before, strict=True):
+        misses = lookups(route, "miss")
+        now = (await cached.get(path, params=params, headers=auth)).json()
+        assert now == (await uncached.get(path, params=params, headers=auth)).json()
+        assert now != was, f"{path} {params}: the kept answer was served after the commit"
+        assert lookups(route, "miss") == misses + 1
+
+
+async def test_keys_hold_the_tenant(pool: asyncpg.Pool, cached: httpx.AsyncClient) -> None:
+    mine, other = (f"{who}-{uuid.uuid4().hex[:6]}" for who in ("mine", "other"))
+    await project(pool, mine, "wf", make_journeys(random.Random(5), 30))
+    for route, path, params in READS:
+        assert (await cached.get(path, params=params, headers=token(mine))).status_code == 200
+        theirs = await cached.get(path, params=params, headers=token(other))
+        # Not my kept answer: their own (no such workflow, no workflows).
+        if route == "tenant-stats":
+            assert theirs.json() == {"workflows": [], "total": 0}
+        else:
+            assert theirs.status_code == 404, theirs.text
+
+
+async def test_a_window_up_to_now_is_never_kept(pool: asyncpg.Pool, cached: httpx.AsyncClient) -> None:
+    tenant = f"now-{uuid.uuid4().hex[:6]}"
+    await project(pool, tenant, "wf", make_journeys(random.Random(9), 10))
+    uncounted, hits = lookups("stats", "uncached"), lookups("stats", "hit")
+    for _ in range(2):
+        response = await cached.get(
+            "/api/v1/workflows/wf/goals/stats", params={"from": "2026-10-01T00:00:00Z"}, headers=token(tenant)
+        )
+        assert response.status_code == 200
+    # The clock moves the answer (to defaults to now): read each time, never kept.
+    assert lookups("stats", "uncached") == uncounted + 2 and lookups("stats", "hit") == hits
