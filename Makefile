@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-api bench-projector images up down chaos clean
+.PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-steps bench-api bench-projector images up down chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test-browser: install install-browser  ## only the console's tests in chromium (
 
 bench: install  ## benchmark the worker against the raw aiokafka pipe (BENCH_ARGS="--rate 200" or "--burst 20000 --profile")
 	$(PY) -m goal_engine.bench $(BENCH_ARGS)
+
+bench-steps: install  ## the worker's own CPU per event (evaluate + state write), no Kafka: steady enough to compare one change
+	$(PY) -m goal_engine.bench.steps $(BENCH_STEPS_ARGS)
 
 bench-api: install  ## benchmark the API's reads: 1M achievements, 8 clients for 20 s (BENCH_API_ARGS="--clients 16")
 	$(PY) -m goal_engine.bench.api $(BENCH_API_ARGS)
