@@ -54,7 +54,7 @@ def run(contacts: int, tenants: int, batch_size: int) -> dict[str, float]:
     population, now = Population(tenants), utcnow()
     configs = WorkflowConfigs(settings)
     for t in range(tenants):
-        configs._apply_record(population.workflow_activated(t, now).value)
+        configs.apply_record(population.workflow_activated(t, now).value)
     table: dict[str, bytes] = {}
     index = ListenerIndex()
 

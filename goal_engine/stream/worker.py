@@ -19,6 +19,7 @@ back on ``goal_engine.contact-events`` (see :class:`Routing`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -115,9 +116,9 @@ class Worker:
         )
         if self._persists_offsets:
             for s in sent:
-                s.ack.add_done_callback(lambda _, s=s: self._on_changelog_sent(s))  # type: ignore[misc]
+                s.ack.add_done_callback(functools.partial(self._on_changelog_sent, s))
 
-    def _on_changelog_sent(self, sent: Sent) -> None:
+    def _on_changelog_sent(self, sent: Sent, _: object) -> None:
         if not sent.ack.cancelled() and sent.ack.exception() is None:
             tp = sent.ack.result().topic_partition
             cast(StoreT, self.contacts.data).set_persisted_offset(tp, sent.last_offset())

@@ -76,7 +76,7 @@ class WorkflowConfigs:
                 batch = await consumer.getmany(timeout_ms=200, max_records=1000)
                 for tp, records in batch.items():
                     for record in records:
-                        changed = self._apply_record(record.value)
+                        changed = self.apply_record(record.value)
                         if changed and self._on_change is not None and self.ready.is_set():
                             await self._on_change(*changed)
                         if tp in pending and record.offset + 1 >= end[tp]:
@@ -93,7 +93,7 @@ class WorkflowConfigs:
         finally:
             await consumer.stop()
 
-    def _apply_record(self, value: bytes | None) -> tuple[str, str] | None:
+    def apply_record(self, value: bytes | None) -> tuple[str, str] | None:
         """Apply one record; the (tenant, workflow) it changed, if it changed one."""
         try:
             event = parse_event(value)

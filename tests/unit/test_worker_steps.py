@@ -323,8 +323,8 @@ def test_configuration_keys_cannot_collide_across_tenants() -> None:
         return _as_tenant(event, tenant)
 
     configs = WorkflowConfigs(Settings.model_construct())  # no Kafka: records applied by hand
-    assert configs._apply_record(activated("a", "b:c", 1)) == ("a", "b:c")
-    assert configs._apply_record(activated("a:b", "c", 2)) is None  # refused, not a newer version of a's
+    assert configs.apply_record(activated("a", "b:c", 1)) == ("a", "b:c")
+    assert configs.apply_record(activated("a:b", "c", 2)) is None  # refused, not a newer version of a's
     assert configs.get("a", "b:c") is not None and configs.get("a", "b:c").version == 1  # type: ignore[union-attr]
     assert len(configs) == 1
 
