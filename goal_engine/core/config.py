@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     evaluate_batch_wait_seconds: float = Field(
         0.005, gt=0, description="how long the worker waits to fill a batch (added latency at low load)"
     )
+    worker_commit_every: int = Field(
+        10_000,
+        ge=1,
+        description="the worker also commits its offsets after this many processed records (Faust's "
+        "broker_commit_every), besides once per commit interval",
+    )
     worker_session_timeout_seconds: float = Field(
         60.0,
         ge=6,  # the broker's group.min.session.timeout.ms (6 s by default) refuses less

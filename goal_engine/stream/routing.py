@@ -15,16 +15,11 @@ created with another partition count) is re-keyed onto
 from __future__ import annotations
 
 import faust
-from aiokafka.partitioner import murmur2
 
 from goal_engine.core.config import Settings
+from goal_engine.kafka.partitioner import home_partition
 from goal_engine.stream.steps import SourceRecord
 from goal_engine.stream.topology import Topology
-
-
-def home_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a keyed record (Java's and aiokafka's)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Routing:

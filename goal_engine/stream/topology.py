@@ -27,6 +27,7 @@ from faust.types import TableT
 
 from goal_engine.contract.topics import CONTACT_SCOPED_TOPICS, Topic
 from goal_engine.core.config import Settings
+from goal_engine.kafka.partitioner import default_partitioner
 from goal_engine.stream import transport
 
 #: The topics the worker publishes to.
@@ -49,7 +50,11 @@ def new_app(settings: Settings) -> faust.App:
         # record batch per partition per request, one request in flight: 16 KB batches (the
         # default) made that ~6 broker round trips per batch, 512 KB makes it one or two.
         producer_max_batch_size=512 * 1024,
+        # Kafka's default partitioner with murmur2 in C: every keyed record sent, and every
+        # key the consumer places (kafka/partitioner.py says why).
+        producer_partitioner=default_partitioner,
         processing_guarantee="at_least_once",
+        broker_commit_every=settings.worker_commit_every,
         table_standby_replicas=0,
         # A killed worker is noticed only when its session expires: until then its
         # partitions wait, even for the same worker restarted.

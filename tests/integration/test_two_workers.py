@@ -36,6 +36,8 @@ async def test_a_second_worker_joining_mid_stream_loses_no_exit(topics: Settings
         ended_retention_seconds=3600,
         sweep_interval_seconds=3600,
         worker_session_timeout_seconds=6,
+        # Commits by count too, mid-fetch and during the handover (transport.py, correction 5).
+        worker_commit_every=50,
     )
     workflow = TagWorkflow(f"t-{uuid.uuid4().hex[:6]}", "wf-goal", "tag-goal")
     first, second = range(FIRST_WAVE), range(FIRST_WAVE, FIRST_WAVE + SECOND_WAVE)

@@ -10,6 +10,7 @@ then update the pins below.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from importlib.metadata import version
 
@@ -23,6 +24,8 @@ from faust.types import StoreT
 from goal_engine.stream import transport
 
 PINNED_FAUST = "0.15.3"
+#: sha256 of faust-streaming 0.15.3's Consumer._drain_messages (see correction 5 in transport.py).
+DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
 def test_faust_streaming_is_the_version_the_corrections_were_written_for() -> None:
@@ -103,3 +106,17 @@ def test_what_the_batch_sender_reads_of_faust_and_aiokafka() -> None:
     assert "self._metadata = self.client.cluster" in inspect.getsource(AIOKafkaProducer.__init__)
     assert _parameters(AIOKafkaProducer.send_batch) == ["self", "batch", "topic", "partition"]
     assert _parameters(AIOKafkaProducer.create_batch) == ["self"]
+
+
+def test_the_fetch_loop_that_correction_5_reproduces_is_unchanged() -> None:
+    # transport._Consumer._drain_messages is Faust's loop with one wait_first per fetch
+    # instead of per record: any change to Faust's loop must be carried over by hand.
+    source = inspect.getsource(faust_consumer.Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_MESSAGES_SHA256, (
+        "faust's Consumer._drain_messages changed: carry the change into transport._Consumer"
+    )
+    assert _parameters(faust_consumer.Consumer._add_gap) == ["self", "tp", "offset_from", "offset_to"]
+    assert _parameters(faust_consumer.Consumer.getmany) == ["self", "timeout"]
+    source = inspect.getsource(faust_consumer.Consumer)
+    for attribute in ("self._read_offset", "self._commit_every", "self._n_acked", "self.suspend_flow"):
+        assert attribute in source, f"Consumer no longer keeps {attribute}"
