@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import cast
 
 from faust.types import EventT
@@ -24,28 +23,14 @@ from goal_engine.core.config import Settings
 from goal_engine.domain.evaluation import Clock
 from goal_engine.stream.batch import ContactBatch
 from goal_engine.stream.listeners import ListenerIndex
-from goal_engine.stream.steps import evaluate_events
+from goal_engine.stream.steps import PlainEvent, PlainRecord, evaluate_events
 from goal_engine.stream.workflow_configs import WorkflowConfigs
 
 
-@dataclass
-class _Message:  # the parts of Faust's Message the steps read
-    topic: str
-    key: bytes
-    value: bytes
-    partition: int = 0
-    offset: int = 0
-    timestamp: float = 0.0
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass
-class _Event:  # Faust's Event: its message
-    message: _Message
-
-
-def _events(records: Sequence[KafkaRecord]) -> list[_Event]:
-    return [_Event(_Message(str(r.topic), r.key, r.value, offset=i)) for i, r in enumerate(records)]
+def _events(records: Sequence[KafkaRecord]) -> list[PlainEvent]:
+    return [
+        PlainEvent(PlainRecord(r.value, str(r.topic), offset=i, key=r.key)) for i, r in enumerate(records)
+    ]
 
 
 def run(contacts: int, tenants: int, batch_size: int) -> dict[str, float]:
@@ -61,7 +46,7 @@ def run(contacts: int, tenants: int, batch_size: int) -> dict[str, float]:
     def clock() -> Clock:
         return Clock(now=utcnow(), max_kept_events=settings.max_kept_events)
 
-    def cpu_per_event(events: list[_Event]) -> float:
+    def cpu_per_event(events: list[PlainEvent]) -> float:
         started = time.process_time()
         for i in range(0, len(events), batch_size):
             batch = ContactBatch(table, index)

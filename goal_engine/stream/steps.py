@@ -50,6 +50,27 @@ class SourceRecord(Protocol):
     value: bytes | None
 
 
+@dataclass
+class PlainRecord:
+    """A :class:`SourceRecord` (and the headers and timestamp the steps read) without Kafka:
+    what the steps bench and the unit tests feed the steps."""
+
+    value: bytes | None
+    topic: str = "contact.tag.added"
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp: float = 1000.0
+
+
+@dataclass
+class PlainEvent:
+    """Faust's Event as the steps read it: its message."""
+
+    message: PlainRecord
+
+
 @dataclass(frozen=True)
 class Accepted:
     key: bytes  # "{tenantid}:{subject}": the contact's partition key

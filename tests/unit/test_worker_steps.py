@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -28,26 +27,19 @@ from goal_engine.stream.control import Control
 from goal_engine.stream.expiry import ExpiryQueue
 from goal_engine.stream.listeners import ListenerIndex
 from goal_engine.stream.ownership import forget_other_partitions, reindex
-from goal_engine.stream.steps import Accepted, Evaluated, Forward, Rejected, evaluate_events, read_record
+from goal_engine.stream.steps import (
+    Accepted,
+    Evaluated,
+    Forward,
+    Rejected,
+    evaluate_events,
+    read_record,
+)
+from goal_engine.stream.steps import PlainEvent as Event  # Faust's Event and Message, without Kafka
+from goal_engine.stream.steps import PlainRecord as Message
 from goal_engine.stream.worker import count_batch_metrics
 from goal_engine.stream.workflow_configs import WorkflowConfigs
 from tests.unit.factories import at, goal, started, tag, workflow
-
-
-@dataclass
-class Message:  # the parts of Faust's Message the steps read
-    value: bytes
-    topic: str = "contact.tag.added"
-    partition: int = 0
-    offset: int = 0
-    key: bytes | None = None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    timestamp: float = 1000.0
-
-
-@dataclass
-class Event:  # Faust's Event: a message (and weak-referenceable, as a table write needs)
-    message: Message
 
 
 def keyed(ce: CloudEvent, **kw: Any) -> Event:
@@ -65,7 +57,12 @@ def configs_of(*configs: tuple[str, WorkflowConfig]):  # type: ignore[no-untyped
 
 
 def evaluate(  # type: ignore[no-untyped-def]
-    batch: ContactBatch, events: list[Event], configs, clock: Clock, home: bool = True, source: bool = False
+    batch: ContactBatch,
+    events: list[Event],
+    configs,
+    clock: Clock,
+    home: bool = True,
+    source: bool = False,
 ) -> Evaluated:
     """Step 1 as the worker runs it, on ``goal_engine.contact-events`` (keys checked), or with
     ``source`` on the source topics (each carries its own type); at home unless ``home`` is False."""
