@@ -24,7 +24,10 @@ def encode(state: ContactState, clock: Clock) -> tuple[bytes, float | None]:
     document.update(state.to_json(clock))
     # orjson: the same compact JSON as json.dumps(separators=(",", ":")) (UTF-8 instead
     # of \u escapes), at a fifth of the cost; json and orjson read each other's.
-    return orjson.dumps(document), document["expires_at"]
+    # Copied once: orjson's bytes keeps the 4 KiB buffer it wrote into (a ~270-byte state
+    # held 4 KiB), and the table keeps a value for every contact: 4.1 GiB at 1,000,000
+    # enrollments, where the copy keeps the size of the text.
+    return memoryview(orjson.dumps(document)).tobytes(), document["expires_at"]
 
 
 def decode(value: bytes | None) -> dict[str, Any] | None:
