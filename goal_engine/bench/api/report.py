@@ -124,10 +124,16 @@ def render(report: ApiReport) -> str:
                 f"{number(seed.enrollments)} ({number(seed.enrollments - seed.achievements)} not converted)",
             ),
             ("workflows", f"{seed.workflows} in {seed.tenants} tenant(s)"),
-            ("log", f"{seed.log_seconds:.1f} s ({number(seed.rows_per_second)} rows/s)"),
+            ("reused", "yes: a kept database of the same seed, figures of its seed" if seed.reused else "no"),
+            (
+                "log",
+                f"{seed.log_seconds:.1f} s ({number(seed.rows_per_second)} rows/s, "
+                f"{seed.connections} connection(s))",
+            ),
             (
                 "aggregates",
-                f"{seed.aggregate_seconds:.1f} s, then VACUUM, CHECKPOINT {seed.analyze_seconds:.1f} s",
+                f"{seed.aggregate_seconds:.1f} s, indexes {seed.index_seconds:.1f} s, "
+                f"then VACUUM, CHECKPOINT {seed.analyze_seconds:.1f} s",
             ),
             ("database", f"{number(seed.database_mib)} MiB"),
         ]
