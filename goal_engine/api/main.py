@@ -12,12 +12,13 @@ from fastapi import Depends, FastAPI
 from goal_engine.api.cache import ReadCache
 from goal_engine.api.deps import reject_unknown_query_parameters
 from goal_engine.api.errors import install_error_handlers
+from goal_engine.api.fastpath import KeptAnswers
 from goal_engine.api.middleware import LimitAndMeasure
 from goal_engine.api.routes import analytics, audit, catalog, goal_types, goals, health, workflows
 from goal_engine.configuration.outbox import OutboxRelay
 from goal_engine.console import console_app
 from goal_engine.core.config import Settings
-from goal_engine.core.security import require_strong_secret
+from goal_engine.core.security import VerifiedTokens, require_strong_secret, token_policy
 
 API_PREFIX = "/api/v1"
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.read_cache = ReadCache(settings.api_read_cache_mib * 1024 * 1024)
+    app.state.tokens = VerifiedTokens(settings.jwt_secret, token_policy(settings))
     install_error_handlers(app)
     routers = (goals.router, workflows.router, workflows.collection_router, analytics.router,
                goal_types.router, audit.router, catalog.router)  # fmt: skip
@@ -72,5 +74,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.mount("/console", console_app(), name="console")
 
+    app.add_middleware(KeptAnswers, state=app.state)  # inside the metrics: its answers are counted
     app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     return app
