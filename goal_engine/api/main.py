@@ -15,6 +15,7 @@ from goal_engine.api.errors import install_error_handlers
 from goal_engine.api.fastpath import KeptAnswers
 from goal_engine.api.middleware import LimitAndMeasure
 from goal_engine.api.routes import analytics, audit, catalog, goal_types, goals, health, workflows
+from goal_engine.api.workers import forget_this_process
 from goal_engine.configuration.outbox import OutboxRelay
 from goal_engine.console import console_app
 from goal_engine.core.config import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
             await relay_task
             await app.state.read_pool.close()
             await app.state.pool.close()
+            forget_this_process()
 
     app = FastAPI(
         title="goal-engine",

@@ -94,8 +94,9 @@ def test_reuse_seed_seeds_once_then_reuses_the_kept_database(postgres_server_url
     try:
         assert name.startswith("goal_engine_apibench_kept_2000_2x3_12m_")
         assert not first["seed"]["reused"] and first["setup"]["database_kept"]
-        stdout, second = _bench(postgres_server_url, *args)
+        stdout, second = _bench(postgres_server_url, *args, "--api-workers", "2")
         assert "reusing the kept seed" in stdout and second["seed"]["reused"]
+        assert second["setup"]["api_workers"] == 2 and second["measure"]["non_2xx"] == 0
         assert second["setup"]["database"] == first["setup"]["database"]
         assert {k: v for k, v in second["seed"].items() if k != "reused"} == {
             k: v for k, v in first["seed"].items() if k != "reused"

@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="endpoints and their relative weights; each request picks one at random "
         f"(default: {DEFAULT_MIX})",
     )
+    load.add_argument(
+        "--api-workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="API processes: goal-engine api --workers N (default: %(default)s)",
+    )
     other = parser.add_argument_group("other")
     other.add_argument(
         "--ready-timeout",
@@ -198,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         progress_every=args.progress_every,
         keep_database=args.keep_database,
         reuse_seed=args.reuse_seed,
+        api_workers=args.api_workers,
         seed_connections=args.seed_connections,
     )
     return run(options, Settings())

@@ -40,6 +40,7 @@ class ApiSetup:
     warmup_seconds: float
     duration_seconds: float
     mix: dict[str, int]
+    api_workers: int = 1
 
 
 @dataclass
@@ -113,7 +114,7 @@ def render(report: ApiReport) -> str:
     rows.append((f"[setup (run {report.run_id}, {report.started_at})]", ""))
     rows += [
         ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
-        ("api", f"1 process (goal-engine api), log {s.api_log}"),
+        ("api", f"goal-engine api --workers {s.api_workers}, log {s.api_log}"),
     ]
     if (seed := report.seed) is not None:
         rows.append(("[seed]", ""))

@@ -56,6 +56,7 @@ from goal_engine.bench.stack import (
     metric_samples,
     provide_postgres,
     settings_env,
+    tree_cpu_seconds,
 )
 from goal_engine.core.config import Settings
 from goal_engine.devstack.postgres import create_database, database_url_of, drop_database
@@ -80,6 +81,7 @@ class Options:
     keep_database: bool
     reuse_seed: bool = False
     seed_connections: int = 2
+    api_workers: int = 1
 
 
 def run(options: Options, base: Settings) -> int:
@@ -109,7 +111,7 @@ def run(options: Options, base: Settings) -> int:
         )
         api = ManagedProcess(
             "api",
-            goal_engine_command("api"),
+            goal_engine_command("api", "--workers", str(options.api_workers)),
             child_env(settings_env(settings)),
             BENCH_DIR / "logs" / f"{run_id}-api.log",
         )
@@ -123,6 +125,7 @@ def run(options: Options, base: Settings) -> int:
                 database_kept=options.keep_database or options.reuse_seed,
                 api_log=str(api.log_path),
                 clients=options.clients,
+                api_workers=options.api_workers,
                 warmup_seconds=options.warmup,
                 duration_seconds=options.duration,
                 mix=dict(options.mix),
@@ -291,7 +294,7 @@ async def _measure(
     )
     # CPU seconds so far of each party, read when the warm-up ends and when the load is over.
     probes: dict[str, Callable[[], float | None]] = {
-        "api": lambda: cpu_seconds(api_pid),
+        "api": lambda: tree_cpu_seconds(api_pid),  # with --api-workers, the workers' too
         "postgresql": backends.cpu,
         "bench": time.process_time,
         "host": host_cpu_seconds,
