@@ -24,7 +24,7 @@ API_BENCH_NOTES = (
     "latency = from the client's send to the last byte of the body, measured by the bench "
     "(one keep-alive connection per client, httptools); "
     "closed loop: each client sends its next request when the last one answered",
-    "the clients, the API (one uvicorn process) and PostgreSQL share this host's CPUs",
+    "the clients, the API's processes (--api-workers) and PostgreSQL share this host's CPUs",
     "the seed writes the log and derives the aggregates with SQL (projections/views.py's rules); "
     "audit_log is not seeded (no benchmarked route reads it)",
 )
