@@ -140,7 +140,7 @@ class VerifiedTokens:
         self.secret = secret
         self.policy = policy
         self.max_tokens = max_tokens
-        self._passed: dict[str, tuple[Principal, float]] = {}  # token -> (principal, exp)
+        self._passed: dict[str, tuple[Principal, int]] = {}  # token -> (principal, exp)
 
     def verify(self, token: str) -> Principal:
         kept = self._passed.get(token)
@@ -158,7 +158,7 @@ class VerifiedTokens:
         return len(self._passed)
 
 
-def _verify(secret: str, token: str, policy: TokenPolicy) -> tuple[Principal, float]:
+def _verify(secret: str, token: str, policy: TokenPolicy) -> tuple[Principal, int]:
     """The token's principal and ``exp``, or :class:`InvalidToken`."""
     required = ["exp", "sub", "tenant_id"] + [
         claim for claim, wanted in (("aud", policy.audience), ("iss", policy.issuer)) if wanted
@@ -185,7 +185,8 @@ def _verify(secret: str, token: str, policy: TokenPolicy) -> tuple[Principal, fl
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise InvalidToken("scope must be a space-separated string")
-    return Principal(subject, claims["tenant_id"], frozenset(scope.split())), float(claims["exp"])
+    # exp as PyJWT compares it: a whole number of seconds (int() of the claim).
+    return Principal(subject, claims["tenant_id"], frozenset(scope.split())), int(claims["exp"])
 
 
 def _check_lifetime(claims: dict[str, Any], policy: TokenPolicy) -> None:

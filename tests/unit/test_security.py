@@ -145,6 +145,24 @@ def test_a_remembered_token_is_refused_once_it_expires_with_the_usual_reason() -
         tokens.verify(token)  # and stays refused
 
 
+def test_a_remembered_token_expires_on_pyjwt_s_whole_second() -> None:
+    """PyJWT compares int(exp): a token with exp = N.9 is expired from N + leeway on."""
+    policy = TokenPolicy(leeway_seconds=0.0)
+    tokens = VerifiedTokens(SECRET, policy)
+    whole = int(time.time()) + 1
+    token = _token(exp=whole + 0.9)
+    tokens.verify(token)
+    deadline = time.monotonic() + 10
+    while time.time() <= whole:  # past the whole second, not yet past exp itself
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    if time.time() < whole + 0.9:  # still before exp's fraction: PyJWT already refuses
+        with pytest.raises(InvalidToken, match="expired"):
+            verify_token(SECRET, token, policy)
+        with pytest.raises(InvalidToken, match="expired"):
+            tokens.verify(token)
+
+
 def test_remembering_a_token_lets_no_other_token_through() -> None:
     tokens, token = VerifiedTokens(SECRET, TokenPolicy()), _token()
     tokens.verify(token)
