@@ -191,3 +191,14 @@ async def test_with_an_answer_kept_every_refusal_is_still_the_route_s(
     for path, h in requests:
         got, want = await cached.get(path, headers=h), await uncached.get(path, headers=h)
         assert (got.status_code, got.content) == (want.status_code, want.content), (path, h)
+
+
+async def test_the_read_pool_plans_each_statement_once(database_url: str) -> None:
+    """main.py: the read routes' sessions keep one generic plan per statement; the others as ever."""
+    settings = Settings(
+        jwt_secret=TEST_SECRET, log_format="text", database_url=database_url, kafka_bootstrap="127.0.0.1:9"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert await app.state.read_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        assert await app.state.pool.fetchval("SHOW plan_cache_mode") == "auto"
