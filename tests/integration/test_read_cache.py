@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from goal_engine.api.cache import ReadCache
-from goal_engine.api.main import create_app
+from goal_engine.api.main import create_app, create_read_pool
 from goal_engine.core.config import Settings
 from tests.integration.helpers import bearer
 from tests.integration.test_analytics import Journey, make_journeys, project
@@ -194,11 +194,9 @@ async def test_with_an_answer_kept_every_refusal_is_still_the_route_s(
 
 
 async def test_the_read_pool_plans_each_statement_once(database_url: str) -> None:
-    """main.py: the read routes' sessions keep one generic plan per statement; the others as ever."""
-    settings = Settings(
-        jwt_secret=TEST_SECRET, log_format="text", database_url=database_url, kafka_bootstrap="127.0.0.1:9"
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        assert await app.state.read_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
-        assert await app.state.pool.fetchval("SHOW plan_cache_mode") == "auto"
+    """main.py: the read routes' sessions keep one generic plan per statement."""
+    read_pool = await create_read_pool(database_url)
+    try:
+        assert await read_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+    finally:
+        await read_pool.close()
