@@ -60,7 +60,17 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
     from goal_engine.api.main import create_app
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    host, port = settings.api_host, settings.api_port
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+        return 0
+    from goal_engine.api.workers import metrics_directory
+    from goal_engine.core.security import require_strong_secret
+
+    require_strong_secret(settings.jwt_secret)  # refused here, not once per worker
+    with metrics_directory():
+        app = "goal_engine.api.workers:app"
+        uvicorn.run(app, factory=True, workers=args.workers, host=host, port=port, log_config=None)
     return 0
 
 
@@ -229,6 +239,16 @@ COMMANDS = {
 SERVICES = ("worker", "projector", "api")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="goal-engine",
@@ -274,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     projections.add_argument(
         "--database-url", help="rebuild into this database instead (it can run beside the live projector)"
+    )
+    parsers["api"].add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="API processes serving the port, each on its own core; /metrics on any of them shows "
+        "the totals of all (Prometheus multiprocess mode, PROMETHEUS_MULTIPROC_DIR: emptied at "
+        "start, a temporary directory when unset) (default: %(default)s)",
     )
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
     parsers["topics"].add_argument(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime
 
 import asyncpg
 from fastapi import Response
@@ -62,6 +63,26 @@ class ReadCache:
         self._keep(key, snapshot, body)
         return body
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether an answer is kept for ``key`` (at whatever snapshot)."""
+        return key in self._entries
+
+    async def kept(self, pool: asyncpg.Pool, route: str, key: Hashable) -> bytes | None:
+        """The kept answer of ``key`` if the database is as it was read at, else None.
+
+        Counted as a hit when it is one; None counts nothing (the route's own
+        :meth:`answer` then does). Without an answer kept for ``key``, nothing is read.
+        """
+        if not self.holds(key):
+            return None
+        snapshot: str = await pool.fetchval(SNAPSHOT_SQL)
+        kept = self._entries.get(key)
+        if kept is None or kept[0] != snapshot:
+            return None
+        self._entries.move_to_end(key)
+        LOOKUPS.labels(route, "hit").inc()
+        return kept[1]
+
     def _keep(self, key: Hashable, snapshot: str, body: bytes) -> None:
         if len(body) > self.max_bytes:
             return
@@ -72,6 +93,24 @@ class ReadCache:
         while self._bytes > self.max_bytes:
             _, (_, dropped) = self._entries.popitem(last=False)
             self._bytes -= len(dropped)
+
+
+# The keys of the cached routes: one definition for the routes and for the fast path of
+# their hits (fastpath.py), so both always name an answer the same way.
+def stats_key(
+    tenant: str, workflow_id: str, start: datetime | None, end: datetime | None, interval: str | None
+) -> Hashable:
+    return ("stats", tenant, workflow_id, start, end, interval)
+
+
+def tenant_stats_key(tenant: str) -> Hashable:
+    return ("tenant-stats", tenant)
+
+
+def achievements_key(
+    tenant: str, workflow_id: str, limit: int, position: tuple[datetime, str] | None
+) -> Hashable:
+    return ("achievements", tenant, workflow_id, limit, position)
 
 
 def json_response(body: bytes) -> Response:

@@ -15,7 +15,7 @@ from goal_engine.api.cache import ReadCache
 from goal_engine.configuration.store import Actor
 from goal_engine.contract.events import ID_PATTERN, NAME_PATTERN
 from goal_engine.core.config import Settings
-from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, token_policy, verify_token
+from goal_engine.core.security import READ, WRITE, InvalidToken, Principal, VerifiedTokens
 
 
 # Coroutines, not plain functions: FastAPI would run each plain one in its thread pool.
@@ -49,13 +49,14 @@ _bearer = HTTPBearer(auto_error=False, description="HS256 JWT with sub, tenant_i
 
 
 async def _principal(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise HTTPException(401, "missing bearer token", headers=challenge)
+    tokens: VerifiedTokens = request.app.state.tokens
     try:
-        return verify_token(settings.jwt_secret, credentials.credentials, token_policy(settings))
+        return tokens.verify(credentials.credentials)
     except InvalidToken as exc:
         raise HTTPException(401, f"invalid token: {exc}", headers=challenge) from None
 

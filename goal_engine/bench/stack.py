@@ -261,6 +261,26 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def tree_cpu_seconds(pid: int | None) -> float | None:
+    """``cpu_seconds`` of a process and of every descendant it has now (None if it is gone)."""
+    own = cpu_seconds(pid)
+    if pid is None or own is None:
+        return None
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    total, todo = own, list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        total += cpu_seconds(child) or 0.0
+        todo += parents.get(child, [])
+    return total
+
+
 def host_cpu_seconds() -> float:
     """CPU time every process on this host has used since boot, all cores together."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]

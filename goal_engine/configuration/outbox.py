@@ -35,7 +35,12 @@ from goal_engine.kafka.producer import make_producer
 
 log = logging.getLogger(__name__)
 
-OUTBOX_BACKLOG = Gauge("goal_engine_outbox_backlog", "Configuration events not yet published to Kafka")
+# livesum: with several API processes (multiprocess mode) the holder's backlog, the others' 0.
+OUTBOX_BACKLOG = Gauge(
+    "goal_engine_outbox_backlog",
+    "Configuration events not yet published to Kafka",
+    multiprocess_mode="livesum",
+)
 _LOCK_ID = 0x60A1E  # advisory lock key of the relay
 _MIN_BACKOFF, _MAX_BACKOFF = 0.1, 5.0
 

@@ -120,7 +120,46 @@ def mint_token(
 
 
 def verify_token(secret: str, token: str, policy: TokenPolicy | None = None) -> Principal:
-    policy = policy or TokenPolicy()
+    return _verify(secret, token, policy or TokenPolicy())[0]
+
+
+class VerifiedTokens:
+    """:func:`verify_token` for one secret and policy, remembering the tokens that passed.
+
+    A client sends the same token with every request; its HMAC, JSON and claim checks
+    are then done once. Exact: of what a token must satisfy, only ``exp`` can turn a
+    token that passed into one that fails (``iat`` and ``nbf`` in the future, and the
+    lifetime left, only get better as time goes on; the signature, audience, issuer and
+    claims are the token's own bytes), so a remembered token is checked against its
+    ``exp`` with PyJWT's rule each time, and one past it is verified again, failing
+    with the same reason as ever. Failures are not remembered. At most ``max_tokens``,
+    the oldest forgotten first.
+    """
+
+    def __init__(self, secret: str, policy: TokenPolicy, max_tokens: int = 10_000) -> None:
+        self.secret = secret
+        self.policy = policy
+        self.max_tokens = max_tokens
+        self._passed: dict[str, tuple[Principal, int]] = {}  # token -> (principal, exp)
+
+    def verify(self, token: str) -> Principal:
+        kept = self._passed.get(token)
+        # PyJWT's rule: expired when exp <= now - leeway.
+        if kept is not None and kept[1] > time.time() - self.policy.leeway_seconds:
+            return kept[0]
+        self._passed.pop(token, None)
+        principal, exp = _verify(self.secret, token, self.policy)
+        if len(self._passed) >= self.max_tokens:
+            del self._passed[next(iter(self._passed))]
+        self._passed[token] = (principal, exp)
+        return principal
+
+    def __len__(self) -> int:
+        return len(self._passed)
+
+
+def _verify(secret: str, token: str, policy: TokenPolicy) -> tuple[Principal, int]:
+    """The token's principal and ``exp``, or :class:`InvalidToken`."""
     required = ["exp", "sub", "tenant_id"] + [
         claim for claim, wanted in (("aud", policy.audience), ("iss", policy.issuer)) if wanted
     ]
@@ -146,7 +185,8 @@ def verify_token(secret: str, token: str, policy: TokenPolicy | None = None) -> 
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise InvalidToken("scope must be a space-separated string")
-    return Principal(subject, claims["tenant_id"], frozenset(scope.split()))
+    # exp as PyJWT compares it: a whole number of seconds (int() of the claim).
+    return Principal(subject, claims["tenant_id"], frozenset(scope.split())), int(claims["exp"])
 
 
 def _check_lifetime(claims: dict[str, Any], policy: TokenPolicy) -> None:

@@ -253,7 +253,8 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _with_database(url: str, name: str) -> str:
+def database_url_of(url: str, name: str) -> str:
+    """The URL of database ``name`` on the server at ``url``."""
     base, sep, query = url.partition("?")
     return base.rsplit("/", 1)[0] + "/" + name + sep + query
 
@@ -267,7 +268,7 @@ async def create_database(url: str, name: str) -> str:
         await conn.execute(f'CREATE DATABASE "{_check_name(name)}"')
     finally:
         await conn.close()
-    return _with_database(url, name)
+    return database_url_of(url, name)
 
 
 async def drop_database(url: str, name: str) -> None:

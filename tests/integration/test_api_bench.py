@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from goal_engine.bench.api.seed import AGGREGATES, Seeder, plan
+from goal_engine.bench.api.bulk import table_indexes
+from goal_engine.bench.api.seed import AGGREGATES, BULK_TABLES, Seeder, plan
 from goal_engine.contract.events import (
     EnrollmentEnded,
     EnrollmentStarted,
@@ -38,14 +39,14 @@ from projections.projector import Projector
 pytestmark = pytest.mark.integration
 
 
-def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str) -> None:
-    """2,000 achievements, 2 s of load: exit 0, a check with no mismatch, no error, sane counts."""
-    env = child_env({"GOAL_ENGINE_DATABASE_URL": postgres_server_url})
-    args = ["--achievements", "2000", "--tenants", "2", "--workflows-per-tenant", "3", "--clients", "4"]
-    args += ["--duration", "2", "--warmup", "0.5", "--progress-every", "1"]
+SMALL = ["--achievements", "2000", "--tenants", "2", "--workflows-per-tenant", "3"]
+
+
+def _bench(server_url: str, *args: str) -> tuple[str, dict[str, Any]]:
+    """Run the bench with ``args``; its stdout and its JSON report."""
     done = subprocess.run(
         [sys.executable, "-m", "goal_engine.bench.api", *args],
-        env=env,
+        env=child_env({"GOAL_ENGINE_DATABASE_URL": server_url}),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -53,11 +54,16 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "seed: " in done.stdout and "rows/s" in done.stdout  # the progress lines
     *_, report_line, last = done.stdout.strip().splitlines()
-    path = Path(report_line.removeprefix("report: "))
     assert re.fullmatch(r"bench-api: worst p99 \d+\.\d ms over 2,000 achievements", last), last
-    report = json.loads(path.read_text())
+    return done.stdout, json.loads(Path(report_line.removeprefix("report: ")).read_text())
+
+
+def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str) -> None:
+    """2,000 achievements, 2 s of load: exit 0, a check with no mismatch, no error, sane counts."""
+    args = [*SMALL, "--clients", "4", "--duration", "2", "--warmup", "0.5", "--progress-every", "1"]
+    stdout, report = _bench(postgres_server_url, *args)
+    assert "seed: " in stdout and "rows/s" in stdout  # the progress lines
     assert report["ok"] and report["error"] is None
     assert report["seed"]["achievements"] == 2000 and report["seed"]["workflows"] == 6
     assert report["seed"]["enrollments"] > 2000  # the ones that did not convert too
@@ -81,6 +87,28 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     assert not asyncio.run(_database_exists(postgres_server_url, name))
 
 
+def test_reuse_seed_seeds_once_then_reuses_the_kept_database(postgres_server_url: str) -> None:
+    args = [*SMALL, "--clients", "2", "--duration", "0.5", "--warmup", "0", "--reuse-seed"]
+    _, first = _bench(postgres_server_url, *args)
+    name = first["setup"]["database"].rsplit("/", 1)[1]
+    try:
+        assert name.startswith("goal_engine_apibench_kept_2000_2x3_12m_")
+        assert not first["seed"]["reused"] and first["setup"]["database_kept"]
+        stdout, second = _bench(postgres_server_url, *args, "--api-workers", "2")
+        assert "reusing the kept seed" in stdout and second["seed"]["reused"]
+        assert second["setup"]["api_workers"] == 2 and second["measure"]["non_2xx"] == 0
+        assert second["setup"]["database"] == first["setup"]["database"]
+        assert {k: v for k, v in second["seed"].items() if k != "reused"} == {
+            k: v for k, v in first["seed"].items() if k != "reused"
+        }
+        assert second["check"]["mismatches"] == [] and second["check"]["compared"] >= 10  # checked again
+        _, other = _bench(postgres_server_url, *[*args[:-1], "--months", "11", "--reuse-seed"])
+        assert other["setup"]["database"] != first["setup"]["database"] and not other["seed"]["reused"]
+        asyncio.run(drop_database(postgres_server_url, other["setup"]["database"].rsplit("/", 1)[1]))
+    finally:
+        asyncio.run(drop_database(postgres_server_url, name))
+
+
 async def _database_exists(server_url: str, name: str) -> bool:
     conn = await asyncpg.connect(server_url)
     try:
@@ -90,30 +118,46 @@ async def _database_exists(server_url: str, name: str) -> bool:
 
 
 @pytest.fixture
-async def two_databases(postgres_server_url: str) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Pool]]:
-    """A connection to a migrated database for the seed, a pool on another for the projector."""
+async def two_databases(
+    postgres_server_url: str,
+) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection, asyncpg.Pool]]:
+    """Two connections to a migrated database for the seed, a pool on another for the projector."""
     names = [f"goal_engine_seedcheck_{uuid.uuid4().hex[:8]}_{side}" for side in ("seed", "fold")]
     urls = [await create_database(postgres_server_url, name) for name in names]
     for url in urls:
         await upgrade_async(url)
-    conn = await asyncpg.connect(urls[0])
+    conn, lane = await asyncpg.connect(urls[0]), await asyncpg.connect(urls[0])
     pool = await asyncpg.create_pool(urls[1], min_size=1, max_size=2)
     try:
-        yield conn, pool
+        yield conn, lane, pool
     finally:
         await conn.close()
+        await lane.close()
         await pool.close()
         for name in names:
             await drop_database(postgres_server_url, name)
 
 
 async def test_the_seeded_aggregates_are_what_the_projector_folds_from_the_seeded_log(
-    two_databases: tuple[asyncpg.Connection, asyncpg.Pool],
+    two_databases: tuple[asyncpg.Connection, asyncpg.Connection, asyncpg.Pool],
 ) -> None:
-    seeded, folded = two_databases
-    await Seeder(seeded, plan(300, tenants=2, workflows_per_tenant=3), months=2, end=datetime.now(UTC)).run(
-        lambda line: None
+    seeded, lane, folded = two_databases
+    workflows = plan(300, tenants=2, workflows_per_tenant=3)
+    await Seeder(seeded, workflows, months=2, end=datetime.now(UTC), lanes=[lane]).run(lambda line: None)
+    # The indexes dropped for the load are back, as the migrations define them, and valid.
+    async with folded.acquire() as migrated:
+        assert await table_indexes(seeded, BULK_TABLES) == await table_indexes(migrated, BULK_TABLES)
+    assert len(await table_indexes(seeded, BULK_TABLES)) >= len(BULK_TABLES)
+    assert await seeded.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid OR NOT indisready") == 0
+    # Every partition of the log has its indexes again (built through its parent's).
+    per_partition = (
+        "SELECT c.relname, count(x.indexrelid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "LEFT JOIN pg_index x ON x.indrelid = c.oid "
+        "WHERE i.inhparent = 'workflow_goal_achievements'::regclass GROUP BY c.relname ORDER BY 1"
     )
+    partitions = await seeded.fetch(per_partition)
+    assert partitions and partitions == await folded.fetch(per_partition)
+    assert all(count >= 2 for _, count in partitions)
     records = await _log_as_records(seeded)
     projector = Projector(folded, "")
     for i in range(0, len(records), 500):

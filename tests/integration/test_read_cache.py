@@ -11,17 +11,19 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from goal_engine.api.main import create_app
+from goal_engine.api.cache import ReadCache
+from goal_engine.api.main import create_app, create_read_pool
 from goal_engine.core.config import Settings
 from tests.integration.helpers import bearer
 from tests.integration.test_analytics import Journey, make_journeys, project
-from tests.tokens import TEST_SECRET
+from tests.tokens import BAD_TOKENS, TEST_SECRET, without_scopes
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +124,79 @@ async def test_a_window_up_to_now_is_never_kept(pool: asyncpg.Pool, cached: http
         assert response.status_code == 200
     # The clock moves the answer (to defaults to now): read each time, never kept.
     assert lookups("stats", "uncached") == uncounted + 2 and lookups("stats", "hit") == hits
+
+
+async def test_a_kept_answer_is_sent_before_the_route_as_the_route_sends_it(
+    pool: asyncpg.Pool,
+    cached: httpx.AsyncClient,
+    uncached: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fastpath.py: a hit of a plain request never enters FastAPI's routing; same bytes, same headers."""
+    tenant = f"fast-{uuid.uuid4().hex[:6]}"
+    auth = token(tenant)
+    await project(pool, tenant, "wf", make_journeys(random.Random(11), 20))
+    routed = []
+    answer = ReadCache.answer
+
+    async def counted(self: ReadCache, *args: Any) -> bytes:
+        routed.append(args[1])
+        return await answer(self, *args)
+
+    monkeypatch.setattr(ReadCache, "answer", counted)
+    plain = [(route, path, params) for route, path, params in READS if route != "stats" or not params]
+    for route, path, params in plain:
+        first = await cached.get(path, params=params, headers=auth)
+        hits = lookups(route, "hit")
+        again = await cached.get(path, params=params, headers=auth)
+        assert again.status_code == first.status_code == 200
+        assert (
+            again.content == first.content == (await uncached.get(path, params=params, headers=auth)).content
+        )
+        assert again.headers.items() == first.headers.items()
+        assert lookups(route, "hit") == hits + 1
+    # Through the route: each first request and each uncached one, never a kept answer's.
+    assert routed == [route for route, _, _ in plain for _ in ("first", "uncached")]
+
+
+async def test_with_an_answer_kept_every_refusal_is_still_the_route_s(
+    pool: asyncpg.Pool, cached: httpx.AsyncClient, uncached: httpx.AsyncClient
+) -> None:
+    """Bad tokens, a missing scope, odd queries: the same status and body as with no cache at all."""
+    workflow = f"wf-{uuid.uuid4().hex[:6]}"
+    await project(pool, "victim", workflow, make_journeys(random.Random(13), 10))
+    good = token("victim")
+    paths = {
+        "stats": f"/api/v1/workflows/{workflow}/goals/stats",
+        "tenant-stats": "/api/v1/goals/stats",
+        "achievements": f"/api/v1/workflows/{workflow}/goals/achievements?limit=50",
+    }
+    for path in paths.values():  # kept now, for the tenant every bad token below names
+        assert (await cached.get(path, headers=good)).status_code == 200
+    settings = Settings(jwt_secret=TEST_SECRET)
+    headers = [
+        {"Authorization": f"Bearer {t}"} if (t := bad(TEST_SECRET)) else {} for bad in BAD_TOKENS.values()
+    ]
+    headers += [
+        without_scopes(settings, "victim"),
+        {"Authorization": good["Authorization"].replace("Bearer", "bearer")},
+    ]
+    headers += [{"Authorization": good["Authorization"] + " x"}, token("victim-not")]
+    requests = [(path, h) for path in paths.values() for h in headers]
+    achievements = paths["achievements"].split("?")[0]
+    odd = ["?limit=50&limit=50", "?limit=050", "?limit=0", "?limit=501", "?limit=50&x=1", "?limit=5%30", "/"]
+    requests += [(achievements + q, good) for q in odd]
+    requests += [(paths["stats"] + q, good) for q in ("?intervall=day", "?from=", "/")]
+    requests += [(paths["tenant-stats"] + q, good) for q in ("?x=1", "/")]
+    for path, h in requests:
+        got, want = await cached.get(path, headers=h), await uncached.get(path, headers=h)
+        assert (got.status_code, got.content) == (want.status_code, want.content), (path, h)
+
+
+async def test_the_read_pool_plans_each_statement_once(database_url: str) -> None:
+    """main.py: the read routes' sessions keep one generic plan per statement."""
+    read_pool = await create_read_pool(database_url)
+    try:
+        assert await read_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+    finally:
+        await read_pool.close()

@@ -65,3 +65,9 @@ def test_token_refuses_a_weak_secret_and_a_tenant_id_with_a_colon() -> None:
     assert weak.returncode == 2 and "at least 32" in weak.stderr
     colon = run("token", "--tenant", "a:b", secret=STRONG)
     assert colon.returncode == 2 and "tenant_id" in colon.stderr
+
+
+def test_several_api_workers_refuse_a_weak_secret_before_any_starts() -> None:
+    result = run("api", "--workers", "2", secret=WEAK["short"])
+    assert result.returncode == 2, result.stderr
+    assert "goal-engine api: refusing to start: GOAL_ENGINE_JWT_SECRET" in result.stderr

@@ -15,6 +15,7 @@ from goal_engine.core.security import (
     DEVELOPMENT_SECRETS,
     InvalidToken,
     TokenPolicy,
+    VerifiedTokens,
     WeakSecret,
     mint_token,
     require_strong_secret,
@@ -117,3 +118,68 @@ def test_the_development_secret_is_random_private_and_stable(tmp_path: Path) -> 
     assert path.stat().st_mode & 0o777 == 0o600
     assert development_secret(path) == first == read_development_secret(path)
     assert development_secret(tmp_path / "elsewhere") != first
+
+
+def test_a_verified_token_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens, token = VerifiedTokens(SECRET, TokenPolicy()), _token()
+    decoded = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: decoded.append(1) or real_decode(*a, **kw))
+    first = tokens.verify(token)
+    assert tokens.verify(token) == first == verify_token(SECRET, token)
+    assert len(decoded) == 2  # the first verify, and verify_token's own; not the second verify
+
+
+def test_a_remembered_token_is_refused_once_it_expires_with_the_usual_reason() -> None:
+    tokens = VerifiedTokens(SECRET, TokenPolicy())
+    exp = time.time() + 1.0
+    token = _token(exp=exp)
+    assert tokens.verify(token).tenant_id == "t1"
+    deadline = time.monotonic() + 10
+    while time.time() <= exp:  # the token's own clock: wait until it is past its exp
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.verify(token)
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.verify(token)  # and stays refused
+
+
+def test_a_remembered_token_expires_on_pyjwt_s_whole_second() -> None:
+    """PyJWT compares int(exp): a token with exp = N.9 is expired from N + leeway on."""
+    policy = TokenPolicy(leeway_seconds=0.0)
+    tokens = VerifiedTokens(SECRET, policy)
+    whole = int(time.time()) + 1
+    token = _token(exp=whole + 0.9)
+    tokens.verify(token)
+    deadline = time.monotonic() + 10
+    while time.time() <= whole:  # past the whole second, not yet past exp itself
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    if time.time() < whole + 0.9:  # still before exp's fraction: PyJWT already refuses
+        with pytest.raises(InvalidToken, match="expired"):
+            verify_token(SECRET, token, policy)
+        with pytest.raises(InvalidToken, match="expired"):
+            tokens.verify(token)
+
+
+def test_remembering_a_token_lets_no_other_token_through() -> None:
+    tokens, token = VerifiedTokens(SECRET, TokenPolicy()), _token()
+    tokens.verify(token)
+    header, payload, signature = token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    for bad in (
+        tampered,
+        _token(tenant_id="t:1"),
+        jwt.encode({"sub": "u"}, "another-secret-of-32-bytes-or-more", "HS256"),
+    ):
+        with pytest.raises(InvalidToken):
+            tokens.verify(bad)
+    assert len(tokens) == 1  # failures are not remembered
+
+
+def test_at_most_max_tokens_are_remembered() -> None:
+    tokens = VerifiedTokens(SECRET, TokenPolicy(), max_tokens=2)
+    for subject in ("a", "b", "c"):
+        tokens.verify(_token(sub=subject))
+    assert len(tokens) == 2

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BeforeValidator
 
-from goal_engine.api.cache import LOOKUPS, json_response
+from goal_engine.api.cache import LOOKUPS, json_response, stats_key, tenant_stats_key
 from goal_engine.api.deps import ReadCacheDep, Reader, ReadPoolDep, WorkflowId
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
 from goal_engine.api.schemas import Stats, TenantStats, WorkflowSummary
@@ -102,7 +102,7 @@ async def goal_stats(
         LOOKUPS.labels("stats", "uncached").inc()
         return json_response(await read())
     # The instants in UTC: one key for every spelling of the same window.
-    key = ("stats", who.tenant_id, workflow_id, *(_utc(t) for t in (from_, to)), interval)
+    key = stats_key(who.tenant_id, workflow_id, _utc(from_), _utc(to), interval)
     return json_response(await cache.answer(pool, "stats", key, read))
 
 
@@ -117,7 +117,7 @@ async def tenant_stats(pool: ReadPoolDep, cache: ReadCacheDep, who: Reader) -> R
         )
         return summary.model_dump_json().encode()
 
-    return json_response(await cache.answer(pool, "tenant-stats", ("tenant-stats", who.tenant_id), read))
+    return json_response(await cache.answer(pool, "tenant-stats", tenant_stats_key(who.tenant_id), read))
 
 
 def _utc(t: datetime | None) -> datetime | None:

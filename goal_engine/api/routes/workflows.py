@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from goal_engine.api.cache import json_response
+from goal_engine.api.cache import achievements_key, json_response
 from goal_engine.api.deps import (
     EnrollmentId,
     PoolDep,
@@ -105,7 +105,7 @@ async def goal_achievements(
         )
         return page.model_dump_json().encode()
 
-    key = ("achievements", who.tenant_id, workflow_id, limit, position)
+    key = achievements_key(who.tenant_id, workflow_id, limit, position)
     return json_response(await cache.answer(pool, "achievements", key, read))
 
 

@@ -27,14 +27,17 @@ Phases:
   1. database  PostgreSQL: the server of GOAL_ENGINE_DATABASE_URL (the bench creates a
                database of its own on it, so it needs CREATEDB), else the devstack's own
                on a free port (data in .local/bench-api-postgres); migrate.
-  2. seed      N achievements straight into the tables with SQL (generate_series): TENANTS x
+  2. seed      (skipped with --reuse-seed when a kept database of the same seed exists)
+               N achievements straight into the tables with SQL (generate_series): TENANTS x
                WORKFLOWS active workflows with 1-3 goals each, every converted enrollment
                with one achievement, spread over MONTHS months (the monthly partitions), the
                enrollments that did not convert (20-60 % conversion per workflow), then the
                aggregates the API reads (workflow_stats, the hourly and daily tables, the
                time-to-goal histograms and their all-time bins) derived from those rows with
-               the projector's rules. Progress
-               lines show rows/s. Kafka, the worker and the projector are not started.
+               the projector's rules; the loaded tables' indexes are dropped first and
+               built after, the statements run on --seed-connections connections at once,
+               then VACUUM (ANALYZE) and CHECKPOINT. Progress lines show rows/s. Kafka, the
+               worker and the projector are not started.
   3. api       `goal-engine api` as a child process on a free port; wait for /healthz.
   4. check     the stats of one workflow (all time; the last 30 days by day; the last 24 h
                and some minutes up to now by hour, partial hours at both ends, every
@@ -63,6 +66,8 @@ examples:
   python -m goal_engine.bench.api --achievements 50000 --duration 5
   python -m goal_engine.bench.api --mix stats=1             # only GET /workflows/{id}/goals/stats
   python -m goal_engine.bench.api --tenants 1 --workflows-per-tenant 1   # all in one workflow
+  python -m goal_engine.bench.api --achievements 10000000 --tenants 100 --workflows-per-tenant 10 \
+      --months 13 --reuse-seed                              # seeded once, reused by the next runs
   GOAL_ENGINE_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m goal_engine.bench.api
 """
 
@@ -111,6 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=12,
         help="the achievements are spread over this many months up to now (default: %(default)s)",
     )
+    seed.add_argument(
+        "--reuse-seed",
+        action="store_true",
+        help="seed into a database named by the seed (its parameters, and a digest of the seed's "
+        "code and the migrations), keep it, and on a later run of the same seed reuse it instead "
+        "of seeding again; the check still runs. Drop kept ones by hand: "
+        "DROP DATABASE goal_engine_apibench_kept_... (default: a fresh database, seeded now)",
+    )
+    seed.add_argument(
+        "--seed-connections",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="connections the seed runs its statements on at once (default: %(default)s)",
+    )
     load = parser.add_argument_group("load")
     load.add_argument(
         "--clients", type=positive_int, default=8, help="concurrent clients (default: %(default)s)"
@@ -137,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=WEIGHT,...",
         help="endpoints and their relative weights; each request picks one at random "
         f"(default: {DEFAULT_MIX})",
+    )
+    load.add_argument(
+        "--api-workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="API processes: goal-engine api --workers N (default: %(default)s)",
     )
     other = parser.add_argument_group("other")
     other.add_argument(
@@ -177,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         ready_timeout=args.ready_timeout,
         progress_every=args.progress_every,
         keep_database=args.keep_database,
+        reuse_seed=args.reuse_seed,
+        api_workers=args.api_workers,
+        seed_connections=args.seed_connections,
     )
     return run(options, Settings())
 

@@ -24,7 +24,7 @@ API_BENCH_NOTES = (
     "latency = from the client's send to the last byte of the body, measured by the bench "
     "(one keep-alive connection per client, httptools); "
     "closed loop: each client sends its next request when the last one answered",
-    "the clients, the API (one uvicorn process) and PostgreSQL share this host's CPUs",
+    "the clients, the API's processes (--api-workers) and PostgreSQL share this host's CPUs",
     "the seed writes the log and derives the aggregates with SQL (projections/views.py's rules); "
     "audit_log is not seeded (no benchmarked route reads it)",
 )
@@ -40,6 +40,7 @@ class ApiSetup:
     warmup_seconds: float
     duration_seconds: float
     mix: dict[str, int]
+    api_workers: int = 1
 
 
 @dataclass
@@ -113,7 +114,7 @@ def render(report: ApiReport) -> str:
     rows.append((f"[setup (run {report.run_id}, {report.started_at})]", ""))
     rows += [
         ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
-        ("api", f"1 process (goal-engine api), log {s.api_log}"),
+        ("api", f"goal-engine api --workers {s.api_workers}, log {s.api_log}"),
     ]
     if (seed := report.seed) is not None:
         rows.append(("[seed]", ""))
@@ -124,10 +125,16 @@ def render(report: ApiReport) -> str:
                 f"{number(seed.enrollments)} ({number(seed.enrollments - seed.achievements)} not converted)",
             ),
             ("workflows", f"{seed.workflows} in {seed.tenants} tenant(s)"),
-            ("log", f"{seed.log_seconds:.1f} s ({number(seed.rows_per_second)} rows/s)"),
+            ("reused", "yes: a kept database of the same seed, figures of its seed" if seed.reused else "no"),
+            (
+                "log",
+                f"{seed.log_seconds:.1f} s ({number(seed.rows_per_second)} rows/s, "
+                f"{seed.connections} connection(s))",
+            ),
             (
                 "aggregates",
-                f"{seed.aggregate_seconds:.1f} s, then VACUUM, CHECKPOINT {seed.analyze_seconds:.1f} s",
+                f"{seed.aggregate_seconds:.1f} s, indexes {seed.index_seconds:.1f} s, "
+                f"then VACUUM, CHECKPOINT {seed.analyze_seconds:.1f} s",
             ),
             ("database", f"{number(seed.database_mib)} MiB"),
         ]

@@ -1,8 +1,10 @@
 """The API benchmark's phases, in order:
 
 1. database: the PostgreSQL server (GOAL_ENGINE_DATABASE_URL's, else the devstack's own),
-   a fresh database of this run on it, migrated (``projections/migrate.py``);
-2. seed: N achievements and what the projector derives from them (``seed.py``);
+   a fresh database of this run on it, migrated (``projections/migrate.py``); with
+   ``--reuse-seed`` the kept database of the same seed instead, if there is one (``kept.py``);
+2. seed: N achievements and what the projector derives from them (``seed.py``), unless
+   the database is a kept one;
 3. api: ``goal-engine api`` as a child process on a free port, with a secret of this run;
    wait for ``/healthz``;
 4. check: the stats of one workflow against a brute-force count over the log (``check.py``);
@@ -30,6 +32,7 @@ import httpx
 from prometheus_client.samples import Sample
 
 from goal_engine.bench.api.check import check_stats
+from goal_engine.bench.api.kept import kept_name, read_mark, write_mark
 from goal_engine.bench.api.load import Load, Samples, read_token
 from goal_engine.bench.api.report import (
     API_BENCH_NOTES,
@@ -40,7 +43,7 @@ from goal_engine.bench.api.report import (
     render,
     worst_p99_line,
 )
-from goal_engine.bench.api.seed import Seeder, SeedWorkflow, plan
+from goal_engine.bench.api.seed import Seeder, SeedResult, SeedWorkflow, plan
 from goal_engine.bench.lifecycle import cancel_on_sigterm, progress, run_guarded
 from goal_engine.bench.report import LatencyStats
 from goal_engine.bench.stack import (
@@ -53,11 +56,12 @@ from goal_engine.bench.stack import (
     metric_samples,
     provide_postgres,
     settings_env,
+    tree_cpu_seconds,
 )
 from goal_engine.core.config import Settings
-from goal_engine.devstack.postgres import create_database, drop_database
+from goal_engine.devstack.postgres import create_database, database_url_of, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
-from projections.migrate import upgrade
+from projections.migrate import upgrade, upgrade_async
 
 log = logging.getLogger("goal_engine.bench")
 
@@ -75,6 +79,9 @@ class Options:
     ready_timeout: float
     progress_every: float
     keep_database: bool
+    reuse_seed: bool = False
+    seed_connections: int = 2
+    api_workers: int = 1
 
 
 def run(options: Options, base: Settings) -> int:
@@ -88,7 +95,10 @@ def run(options: Options, base: Settings) -> int:
         nonlocal report
         progress(f"run {run_id}: PostgreSQL and a database of this run…")
         postgres = provide_postgres(resources, base, LOCAL / "bench-api-postgres")
-        database_url = _fresh_database(resources, postgres.url, f"goal_engine_apibench_{run_id}", options)
+        if options.reuse_seed:
+            database_url = asyncio.run(_kept_database(postgres.url, options))
+        else:
+            database_url = _fresh_database(resources, postgres.url, f"goal_engine_apibench_{run_id}", options)
         settings = base.model_copy(
             update={
                 "database_url": database_url,
@@ -101,7 +111,7 @@ def run(options: Options, base: Settings) -> int:
         )
         api = ManagedProcess(
             "api",
-            goal_engine_command("api"),
+            goal_engine_command("api", "--workers", str(options.api_workers)),
             child_env(settings_env(settings)),
             BENCH_DIR / "logs" / f"{run_id}-api.log",
         )
@@ -112,9 +122,10 @@ def run(options: Options, base: Settings) -> int:
             setup=ApiSetup(
                 database=describe_database(database_url),
                 postgres_started_by_bench=postgres.started,
-                database_kept=options.keep_database,
+                database_kept=options.keep_database or options.reuse_seed,
                 api_log=str(api.log_path),
                 clients=options.clients,
+                api_workers=options.api_workers,
                 warmup_seconds=options.warmup,
                 duration_seconds=options.duration,
                 mix=dict(options.mix),
@@ -154,6 +165,53 @@ def _fresh_database(resources: ExitStack, server_url: str, name: str, options: O
     return url
 
 
+async def _kept_database(server_url: str, options: Options) -> str:
+    """The kept database of this seed, created and migrated if there is none complete."""
+    name = kept_name(options.achievements, options.tenants, options.workflows_per_tenant, options.months)
+    url = database_url_of(server_url, name)
+    try:
+        await create_database(server_url, name)
+    except asyncpg.DuplicateDatabaseError:
+        conn = await asyncpg.connect(url)
+        try:
+            complete = await read_mark(conn) is not None
+        finally:
+            await conn.close()
+        if complete:
+            progress(f"database: reusing the kept seed {name}")
+            return url
+        progress(f"database: {name} holds an unfinished seed; dropping it")
+        await drop_database(server_url, name)
+        await create_database(server_url, name)
+    progress(f"database: {name} (kept afterwards for the next run of this seed)")
+    await upgrade_async(url)
+    return url
+
+
+async def _seed(
+    conn: asyncpg.Connection, options: Options, workflows: list[SeedWorkflow], database_url: str
+) -> tuple[Seeder, SeedResult]:
+    """The seeded database's seeder (its span) and result: a kept one's, else seeded now."""
+    if options.reuse_seed and (kept := await read_mark(conn)) is not None:
+        return Seeder(conn, workflows, options.months, kept.end), kept.result
+    progress(
+        f"seed: {options.achievements:,} achievements in {len(workflows)} workflows of "
+        f"{options.tenants} tenant(s), over {options.months} months, "
+        f"{options.seed_connections} connection(s)…"
+    )
+    end = datetime.now(UTC).replace(microsecond=0)
+    lanes = [await asyncpg.connect(database_url) for _ in range(options.seed_connections - 1)]
+    try:
+        seeder = Seeder(conn, workflows, options.months, end, lanes)
+        result = await seeder.run(progress, options.progress_every)
+    finally:
+        for lane in lanes:
+            await lane.close()
+    if options.reuse_seed:
+        await write_mark(conn, result, seeder.start, seeder.end)
+    return seeder, result
+
+
 async def _phases(
     resources: ExitStack,
     options: Options,
@@ -163,20 +221,15 @@ async def _phases(
 ) -> None:
     cancel_on_sigterm()
     workflows = plan(options.achievements, options.tenants, options.workflows_per_tenant)
-    end = datetime.now(UTC).replace(microsecond=0)
     conn = await asyncpg.connect(settings.database_url_asyncpg)
     try:
+        seeder, report.seed = await _seed(conn, options, workflows, settings.database_url_asyncpg)
+        end, seed = seeder.end, report.seed
         progress(
-            f"seed: {options.achievements:,} achievements in {len(workflows)} workflows of "
-            f"{options.tenants} tenant(s), over {options.months} months…"
-        )
-        seeder = Seeder(conn, workflows, options.months, end)
-        report.seed = await seeder.run(progress, options.progress_every)
-        seed = report.seed
-        progress(
-            f"seed: done in {seed.seconds:.1f} s: {seed.achievements:,} achievements, {seed.enrollments:,} "
-            f"enrollments ({seed.rows_per_second:,.0f} rows/s), aggregates {seed.aggregate_seconds:.1f} s; "
-            f"database {seed.database_mib:,.0f} MiB"
+            f"seed: {'reused, seeded' if seed.reused else 'done'} in {seed.seconds:.1f} s: "
+            f"{seed.achievements:,} achievements, {seed.enrollments:,} enrollments "
+            f"({seed.rows_per_second:,.0f} rows/s), aggregates {seed.aggregate_seconds:.1f} s, "
+            f"indexes {seed.index_seconds:.1f} s; database {seed.database_mib:,.0f} MiB"
         )
         resources.callback(api.stop)  # unwinds first: the API stops before its database goes
         api.start()
@@ -241,7 +294,7 @@ async def _measure(
     )
     # CPU seconds so far of each party, read when the warm-up ends and when the load is over.
     probes: dict[str, Callable[[], float | None]] = {
-        "api": lambda: cpu_seconds(api_pid),
+        "api": lambda: tree_cpu_seconds(api_pid),  # with --api-workers, the workers' too
         "postgresql": backends.cpu,
         "bench": time.process_time,
         "host": host_cpu_seconds,

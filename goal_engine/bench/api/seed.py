@@ -20,23 +20,27 @@ benchmarked route reads it) and ``published_workflow_configs``.
 ``tests/integration/test_api_bench.py`` folds a small seeded log through the projector's
 own views and checks that they give the same aggregates.
 
-Steps, in order:
-1. the configuration (workflows, goals);
+Steps, in order (2-6 on every connection of the seed at once, one statement each):
+1. the configuration (workflows, goals); the indexes and primary keys of the tables the
+   load fills dropped (``bulk.py``);
 2. per workflow, in chunks: converted enrollments and their achievements, one statement
    each (a data-modifying CTE), so both share the same random draws;
 3. per workflow, in chunks: the enrollments that did not convert;
-4. the aggregates, each one INSERT ... SELECT ... GROUP BY over the log;
-5. VACUUM (ANALYZE) and a CHECKPOINT: the planner knows the tables' sizes and nothing of the
+4. the aggregates, each one INSERT ... SELECT ... GROUP BY over the log (one derived from
+   another after it);
+5. the indexes and primary keys built again, each sorting its table once;
+6. VACUUM (ANALYZE) and a CHECKPOINT: the planner knows the tables' sizes and nothing of the
    bulk load is left to autovacuum or the checkpointer during the measurement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,6 +48,7 @@ from decimal import Decimal
 import asyncpg
 from pydantic import BaseModel
 
+from goal_engine.bench.api.bulk import drop_indexes
 from goal_engine.contract.events import (
     AppointmentBooked,
     FormSubmitted,
@@ -154,10 +159,13 @@ class SeedResult:
     last_achievement: str
     log_seconds: float  # steps 1-3: the configuration, enrollments and achievements
     aggregate_seconds: float  # step 4
-    analyze_seconds: float  # step 5: VACUUM (ANALYZE) and CHECKPOINT
+    index_seconds: float  # step 5
+    analyze_seconds: float  # step 6: VACUUM (ANALYZE) and CHECKPOINT
     seconds: float
     rows_per_second: float  # enrollments + achievements per second of steps 1-3
     database_mib: float
+    connections: int  # the seed's connections, each a lane of statements at once
+    reused: bool = False  # a kept database of the same seed (``kept.py``): nothing seeded by this run
 
 
 # Converted enrollments and their achievements in one statement: the CTE is evaluated once,
@@ -311,11 +319,56 @@ AGGREGATES: dict[str, str] = {
 }
 
 
-class Seeder:
-    """Writes one seeded database (see the module's docstring); ``progress`` gets its lines."""
+#: What each aggregate above is derived from, when that is another aggregate (it waits for it).
+DERIVED_FROM = {
+    "workflow_time_to_goal_bins": "workflow_time_to_goal_histogram",
+    "workflow_goal_type_time_to_goal_bins": "workflow_goal_type_time_to_goal_histogram",
+    "workflow_activity_daily": "workflow_activity_hourly",
+    "workflow_goal_type_daily": "workflow_goal_type_hourly",
+    "workflow_time_to_goal_histogram_daily": "workflow_time_to_goal_histogram",
+    "workflow_goal_type_time_to_goal_histogram_daily": "workflow_goal_type_time_to_goal_histogram",
+}
+#: The tables the load fills: their indexes are built after it (``bulk.py``).
+BULK_TABLES = ["enrollments", "workflow_goal_achievements", *AGGREGATES]
 
-    def __init__(self, conn: asyncpg.Connection, workflows: list[SeedWorkflow], months: int, end: datetime):
+# A bulk load: nothing here needs to survive a crash before the commit; the sorts and
+# hashes of the aggregates and the index builds in memory rather than in temporary files.
+_SESSION = "SET synchronous_commit = off; SET work_mem = '256MB'; SET maintenance_work_mem = '1GB'"
+
+Job = Callable[[asyncpg.Connection], Awaitable[object]]
+
+
+async def _in_lanes(lanes: list[asyncpg.Connection], jobs: list[Job]) -> None:
+    """Every job, each on the first connection free: as many at a time as there are lanes."""
+    pending = iter(jobs)
+
+    async def lane(conn: asyncpg.Connection) -> None:
+        for job in pending:  # one iterator shared by the lanes: each job runs once
+            await job(conn)
+
+    async with asyncio.TaskGroup() as group:
+        for conn in lanes:
+            group.create_task(lane(conn))
+
+
+class Seeder:
+    """Writes one seeded database (see the module's docstring); ``progress`` gets its lines.
+
+    ``lanes``: more connections to the same database; the log, the aggregates, the index
+    builds and the VACUUM run on all of them at once (PostgreSQL runs a statement on one
+    core).
+    """
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        workflows: list[SeedWorkflow],
+        months: int,
+        end: datetime,
+        lanes: Sequence[asyncpg.Connection] = (),
+    ):
         self.conn = conn
+        self.lanes = [conn, *lanes]
         self.workflows = workflows
         self.end = end
         self.start = end - timedelta(days=round(months * 365.25 / 12))
@@ -327,46 +380,59 @@ class Seeder:
 
     async def run(self, progress: Progress, every: float = 5.0) -> SeedResult:
         conn = self.conn
-        # A bulk load: nothing here needs to survive a crash before the commit.
-        await conn.execute("SET synchronous_commit = off; SET work_mem = '64MB'")
+        for lane in self.lanes:
+            await lane.execute(_SESSION)
         started = time.monotonic()
         await self._configuration()
+        indexes = await drop_indexes(conn, BULK_TABLES)
         total_achievements = sum(w.achievements for w in self.workflows)
         total_rows = sum(w.enrollments for w in self.workflows) + total_achievements
         done = 0
         next_report = started + every
 
-        def step(rows: int, what: str) -> None:
+        def step(rows: int) -> None:
             nonlocal done, next_report
             done += rows
             if (now := time.monotonic()) >= next_report or done == total_rows:
                 next_report = now + every
-                progress(f"seed: {what}; {done:,}/{total_rows:,} rows ({done / (now - started):,.0f} rows/s)")
+                rate = done / (now - started)
+                progress(f"seed: the log, {done:,}/{total_rows:,} rows ({rate:,.0f} rows/s)")
 
-        achieved = 0
-        for w in self.workflows:
-            for first, last in _chunks(w.achievements):
-                await self._converted(w, first, last)
-                achieved += last - first + 1
-                step(2 * (last - first + 1), f"{achieved:,}/{total_achievements:,} achievements")
-        others, total_others = 0, sum(w.other_enrollments for w in self.workflows)
-        for w in self.workflows:
-            for first, last in _chunks(w.other_enrollments, offset=w.achievements):
-                await self._other(w, first, last)
-                others += last - first + 1
-                step(last - first + 1, f"{others:,}/{total_others:,} non-converted enrollments")
+        def converted(w: SeedWorkflow, first: int, last: int) -> Job:
+            async def job(lane: asyncpg.Connection) -> None:
+                await self._converted(lane, w, first, last)
+                step(2 * (last - first + 1))
+
+            return job
+
+        def other(w: SeedWorkflow, first: int, last: int) -> Job:
+            async def job(lane: asyncpg.Connection) -> None:
+                await self._other(lane, w, first, last)
+                step(last - first + 1)
+
+            return job
+
+        jobs = [converted(w, *chunk) for w in self.workflows for chunk in _chunks(w.achievements)]
+        jobs += [
+            other(w, *chunk) for w in self.workflows for chunk in _chunks(w.other_enrollments, w.achievements)
+        ]
+        await _in_lanes(self.lanes, jobs)
         log_seconds = time.monotonic() - started
 
-        for table, sql in AGGREGATES.items():
-            t = time.monotonic()
-            await conn.execute(sql)
-            progress(f"seed: {table} from the log in {time.monotonic() - t:.1f} s")
+        await _in_lanes(self.lanes, _aggregate_jobs(progress))
         aggregate_seconds = time.monotonic() - started - log_seconds
+
+        t = time.monotonic()
+        await _in_lanes(self.lanes, [_timed(index.create_sql(), progress) for index in indexes])
+        progress(f"seed: {len(indexes)} indexes built in {time.monotonic() - t:.1f} s")
+        index_seconds = time.monotonic() - t
         t = time.monotonic()
         # A settled database, as production's would be: statistics and visibility maps made
         # now, dirty pages flushed, so no autovacuum or checkpoint of the load runs under the
         # measurement. CHECKPOINT needs pg_checkpoint (or a superuser): skipped without it.
-        await conn.execute("VACUUM (ANALYZE)")
+        tables = await conn.fetch(_TABLES)
+        vacuums = [_timed(f"VACUUM (ANALYZE) {r[0]}", progress, quiet=True) for r in tables]
+        await _in_lanes(self.lanes, vacuums)
         with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CHECKPOINT")
         analyze_seconds = time.monotonic() - t
@@ -385,10 +451,12 @@ class Seeder:
             last_achievement=span[1].isoformat() if span[1] else "",
             log_seconds=round(log_seconds, 1),
             aggregate_seconds=round(aggregate_seconds, 1),
+            index_seconds=round(index_seconds, 1),
             analyze_seconds=round(analyze_seconds, 1),
             seconds=round(seconds, 1),
             rows_per_second=round(total_rows / log_seconds),
             database_mib=round(size / 2**20, 1),
+            connections=len(self.lanes),
         )
 
     async def _configuration(self) -> None:
@@ -413,8 +481,8 @@ class Seeder:
             ],
         )
 
-    async def _converted(self, w: SeedWorkflow, first: int, last: int) -> None:
-        await self.conn.execute(
+    async def _converted(self, conn: asyncpg.Connection, w: SeedWorkflow, first: int, last: int) -> None:
+        await conn.execute(
             _CONVERTED,
             w.tenant,
             w.workflow_id,
@@ -431,8 +499,8 @@ class Seeder:
             TTG_MAX_SECONDS,
         )
 
-    async def _other(self, w: SeedWorkflow, first: int, last: int) -> None:
-        await self.conn.execute(
+    async def _other(self, conn: asyncpg.Connection, w: SeedWorkflow, first: int, last: int) -> None:
+        await conn.execute(
             _OTHER,
             w.tenant,
             w.workflow_id,
@@ -449,3 +517,39 @@ class Seeder:
 def _chunks(count: int, offset: int = 0) -> list[tuple[int, int]]:
     """[first, last] enrollment numbers, CHUNK at a time, of ``count`` numbers from ``offset``."""
     return [(offset + i, offset + min(count, i + CHUNK) - 1) for i in range(0, count, CHUNK)]
+
+
+# The schema's tables, a partitioned one as itself (its VACUUM covers its partitions).
+_TABLES = """
+SELECT quote_ident(relname) FROM pg_class
+WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p') AND NOT relispartition
+ORDER BY relkind = 'p' DESC, pg_relation_size(oid) DESC  -- the longest first: the lanes end together
+"""
+
+
+def _timed(sql: str, progress: Progress, quiet: bool = False) -> Job:
+    async def job(conn: asyncpg.Connection) -> None:
+        t = time.monotonic()
+        await conn.execute(sql)
+        if not quiet:
+            progress(f"seed: {sql.split(' (', 1)[0]} in {time.monotonic() - t:.1f} s")
+
+    return job
+
+
+def _aggregate_jobs(progress: Progress) -> list[Job]:
+    """One job per aggregate; a derived one waits until its source is complete."""
+    complete = {table: asyncio.Event() for table in AGGREGATES}
+
+    def job_of(table: str, sql: str) -> Job:
+        async def job(conn: asyncpg.Connection) -> None:
+            if (source := DERIVED_FROM.get(table)) is not None:
+                await complete[source].wait()
+            t = time.monotonic()
+            await conn.execute(sql)
+            complete[table].set()
+            progress(f"seed: {table} from the log in {time.monotonic() - t:.1f} s")
+
+        return job
+
+    return [job_of(table, sql) for table, sql in AGGREGATES.items()]
