@@ -39,11 +39,15 @@ async def exchange(
     reader, writer = await asyncio.open_connection("127.0.0.1", settings.api_port)
     try:
         writer.write(head.encode("latin-1"))
-        answer = asyncio.create_task(read_until_closed(reader))
+        answering = asyncio.Event()
+        answer = asyncio.create_task(read_until_closed(reader, answering))
         frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
         with contextlib.suppress(ConnectionError):  # the server may hang up once it has answered
             for _ in range(body_chunks):
-                if answer.done():
+                # As an HTTP/1.1 client should, stop sending once an answer starts: a body
+                # still arriving when the server closes resets the connection, and the reset
+                # discards what of the answer the kernel had not handed over yet.
+                if answering.is_set():
                     break
                 writer.write(frame)
                 await writer.drain()
@@ -60,13 +64,15 @@ async def exchange(
     return int(status_line.split()[1]), body
 
 
-async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+async def read_until_closed(reader: asyncio.StreamReader, answering: asyncio.Event | None = None) -> bytes:
     # In pieces: a server that hangs up on a body still arriving resets the connection,
     # and what was read before the reset is the answer.
     data = b""
     with contextlib.suppress(ConnectionError):
         while piece := await reader.read(65536):
             data += piece
+            if answering is not None:
+                answering.set()
     return data
 
 
