@@ -51,6 +51,7 @@ async def exchange(
                     break
                 writer.write(frame)
                 await writer.drain()
+                await asyncio.sleep(0)  # drain() may not yield: let the reader see the answer
         raw = await asyncio.wait_for(answer, 30)
     finally:
         writer.close()
