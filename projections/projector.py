@@ -230,20 +230,27 @@ class Projector:
 
     @staticmethod
     async def _track(conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]) -> None:
-        for (topic, partition), offset in next_offsets.items():
-            moved = await conn.fetchval(
-                """
-                INSERT INTO projector_tracking (projection, topic, partition, next_offset)
-                VALUES ($1, $2, $3, $4)
-                ON CONFLICT (projection, topic, partition) DO UPDATE
-                    SET next_offset = EXCLUDED.next_offset, updated_at = now()
-                    WHERE projector_tracking.next_offset < EXCLUDED.next_offset
-                RETURNING true
-                """,
-                PROJECTION,
-                topic,
-                partition,
-                offset,
+        """Every partition's tracking row in one statement (in key order, as the rows are
+        locked); each moves only forward, and one that would not is a conflict."""
+        keys = sorted(next_offsets)
+        moved = await conn.fetch(
+            """
+            INSERT INTO projector_tracking AS t (projection, topic, partition, next_offset)
+            SELECT $1, topic, partition, next_offset
+            FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, next_offset)
+            ORDER BY topic, partition
+            ON CONFLICT (projection, topic, partition) DO UPDATE
+                SET next_offset = EXCLUDED.next_offset, updated_at = now()
+                WHERE t.next_offset < EXCLUDED.next_offset
+            RETURNING topic, partition
+            """,
+            PROJECTION,
+            [topic for topic, _ in keys],
+            [partition for _, partition in keys],
+            [next_offsets[key] for key in keys],
+        )
+        if len(moved) < len(keys):
+            behind = sorted(set(keys) - {(r["topic"], r["partition"]) for r in moved})
+            raise TrackingConflict(
+                ", ".join(f"{t}[{p}] is already past offset {next_offsets[(t, p)] - 1}" for t, p in behind)
             )
-            if not moved:
-                raise TrackingConflict(f"{topic}[{partition}] is already past offset {offset - 1}")
