@@ -237,7 +237,7 @@ WITH u AS (
         WITH ORDINALITY AS u(t, id, wf, en, c, gc, gt, at, trigger_event, metadata, s, bin, audit, n)
 ),
 new AS (
-    INSERT INTO achievement_ids (tenant_id, id) SELECT t, id FROM u ORDER BY n
+    INSERT INTO achievement_ids (tenant_id, id) SELECT t, id FROM u ORDER BY t, id  -- in key order
     ON CONFLICT DO NOTHING
     RETURNING tenant_id, id
 ),
@@ -282,6 +282,7 @@ async def exit_goal_many(conn: asyncpg.Connection, items: Sequence[tuple[CloudEv
                CASE WHEN st IS NOT NULL THEN greatest(0.0, extract(epoch FROM ex - st)::float8) END
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
                     $7::jsonb[]) AS u(t, en, wf, c, st, ex, g)
+        ORDER BY t, en  -- in key order, as the rollups
         ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
             SET status = 'completed_goal', ended_at = EXCLUDED.ended_at,
                 goal_config_ids = EXCLUDED.goal_config_ids,
