@@ -26,7 +26,6 @@ transaction rolls back, and the runner retries the batch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -100,14 +99,6 @@ class Parked:
         return cls(record, "error", type(exc).__name__, f"{type(exc).__name__}: {exc}"[:1000])
 
 
-#: A record as :meth:`Projector.parse_batch` left it: its event and the event's typed data,
-#: None for a tombstone, or the error that keeps it from being folded.
-Parsed = tuple[KafkaRecord, tuple[CloudEvent, Any] | Exception | None]
-
-#: Records parsed between two yields to the event loop (a few milliseconds of CPU).
-PARSE_SLICE = 50
-
-
 class _RecordFailed(Exception):
     """One record's fold raised on the fast path: fold the batch again, isolating each record."""
 
@@ -124,34 +115,16 @@ class Projector:
         )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
-    async def parse_batch(self, records: Sequence[KafkaRecord]) -> list[Parsed]:
-        """Each record's event and typed data, or why it cannot be folded. Touches no database
-        and yields to the event loop every :data:`PARSE_SLICE` records: the runner parses the
-        next batch while this one waits on PostgreSQL, in the same thread (a thread of its own
-        would contend for the GIL with the fold)."""
-        parsed: list[Parsed] = []
-        for i, record in enumerate(records):
-            if i and not i % PARSE_SLICE:
-                await asyncio.sleep(0)
-            try:
-                parsed.append((record, self._parse(record)))
-            except Exception as exc:  # parsing touches no database: parked by the fold
-                parsed.append((record, exc))
-        return parsed
-
-    async def process_batch(self, records: Sequence[KafkaRecord], parsed: list[Parsed] | None = None) -> int:
-        """Apply a batch in one transaction; returns how many records were applied.
-        ``parsed``: :meth:`parse_batch` of these records, if already done."""
-        if parsed is None:
-            parsed = await self.parse_batch(records)
+    async def process_batch(self, records: Sequence[KafkaRecord]) -> int:
+        """Apply a batch in one transaction; returns how many records were applied."""
         try:
-            applied, parked = await self._fold(parsed, isolate=False)
+            applied, parked = await self._fold(records, isolate=False)
         except _RecordFailed as failed:
             log.warning(
                 "a record failed to fold; folding its batch record by record",
                 extra={"error": repr(failed.__cause__)},
             )
-            applied, parked = await self._fold(parsed, isolate=True)
+            applied, parked = await self._fold(records, isolate=True)
         for p in parked:
             metrics.PARKED.labels(p.record.topic[len(self._prefix) :], p.kind).inc()
             log.error(
@@ -166,16 +139,18 @@ class Projector:
             )
         return applied
 
-    async def _fold(self, records: list[Parsed], *, isolate: bool) -> tuple[int, list[Parked]]:
+    async def _fold(self, records: Sequence[KafkaRecord], *, isolate: bool) -> tuple[int, list[Parked]]:
         applied = 0
         parked: list[Parked] = []
         next_offsets: dict[tuple[str, int], int] = {}
         grouped: dict[Topic, list[tuple[CloudEvent, Any]]] = {}
         async with self._pool.acquire() as conn, conn.transaction():
-            for record, parsed in records:
+            for record in records:
                 next_offsets[(record.topic, record.partition)] = record.offset + 1
-                if isinstance(parsed, Exception):  # parsing touches no database: park it straight away
-                    parked.append(Parked.of(record, parsed))
+                try:
+                    parsed = self._parse(record)
+                except Exception as exc:  # parsing touches no database: park it straight away
+                    parked.append(Parked.of(record, exc))
                     continue
                 if parsed is None:
                     continue

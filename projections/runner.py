@@ -18,12 +18,11 @@ from aiokafka.errors import KafkaError
 from goal_engine.core.config import Settings
 from goal_engine.core.metrics import CONSUMER_LAG
 from projections import metrics
-from projections.projector import VIEWS, Parsed, Projector, TrackingConflict, is_transient
+from projections.projector import VIEWS, Projector, TrackingConflict, is_transient
 from projections.retention import apply_retention
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Batch = dict[TopicPartition, list[Any]]
 
 #: Backoff between retries while PostgreSQL is unreachable: doubles from the first to the last.
 RETRY_FIRST_SECONDS = 0.5
@@ -90,7 +89,7 @@ async def with_retry(
         return result
 
 
-def record_lag(consumer: AIOKafkaConsumer, batch: Batch) -> None:
+def record_lag(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
     """Lag of the partitions in this batch: the end the broker reported minus our position."""
     for tp, records in batch.items():
         highwater = consumer.highwater(tp)
@@ -137,44 +136,18 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     consumer.subscribe(topics, listener=_SeekToTracking(consumer, projector))
     await consumer.start()
     log.info("projector started", extra={"topics": topics})
-
-    def read_ahead(batch: Batch) -> tuple[Batch, asyncio.Task[list[Parsed]]]:
-        records = [r for rs in batch.values() for r in rs]
-        return batch, asyncio.create_task(projector.parse_batch(records))
-
-    # The next batch is parsed while this one folds: the event loop waits on PostgreSQL
-    # meanwhile, and parsing is a large part of the projector's CPU.
-    ahead: tuple[Batch, asyncio.Task[list[Parsed]]] | None = None
     try:
         while not stop.is_set():
-            if ahead is None:
-                batch = await consumer.getmany(timeout_ms=200, max_records=settings.projector_batch_size)
-                metrics.READY.set(1)
-                ahead = read_ahead(batch)
-            batch, parsing = ahead
-            ahead = None
-            parsed = await parsing
-            if not parsed:
+            batch = await consumer.getmany(timeout_ms=200, max_records=settings.projector_batch_size)
+            metrics.READY.set(1)
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
                 continue
-            records = [record for record, _ in parsed]
             started = time.perf_counter()
-            folding = asyncio.ensure_future(
-                with_retry(partial(projector.process_batch, records, parsed), "fold a batch", stop)
-            )
-            # Only what is already fetched (timeout 0): the next batch follows this one in
-            # every partition, so folded after it, nothing is skipped or folded twice.
             try:
-                fetched = await consumer.getmany(timeout_ms=0, max_records=settings.projector_batch_size)
-            except BaseException:
-                folding.cancel()  # rolled back: read again at the next start
-                raise
-            ahead = read_ahead(fetched)
-            try:
-                folded = await folding
+                folded = await with_retry(partial(projector.process_batch, records), "fold a batch", stop)
             except TrackingConflict as exc:
                 log.warning("tracking conflict, re-seeking", extra={"reason": str(exc)})
-                ahead[1].cancel()  # read from where this batch could not move: read again after the seek
-                ahead = None
                 await seek_to_tracking(consumer, projector, consumer.assignment())
                 continue
             if folded is None:
@@ -194,8 +167,6 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         metrics.READY.set(0)
         stop.set()
-        if ahead is not None:  # fetched, not folded: read again at the next start
-            ahead[1].cancel()
         await retention
         await consumer.stop()
         await pool.close()
