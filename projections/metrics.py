@@ -10,7 +10,7 @@ PROJECTED = Counter("goal_engine_projector_events_total", "Events applied to the
 BATCH_SIZE = Histogram(
     "goal_engine_projector_batch_size",
     "Records per projector transaction",
-    buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
 WRITE_SECONDS = Histogram("goal_engine_projector_write_seconds", "Time to write one batch")
 LAST_BATCH = Gauge(

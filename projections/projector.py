@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_event
+from goal_engine.contract.events import CloudEvent, InvalidEvent, parse_typed_event
 from goal_engine.contract.topics import Topic
 from goal_engine.core.database import UNAVAILABLE
 from projections import metrics, views
@@ -148,21 +148,21 @@ class Projector:
             for record in records:
                 next_offsets[(record.topic, record.partition)] = record.offset + 1
                 try:
-                    event = self._parse(record)
+                    parsed = self._parse(record)
                 except Exception as exc:  # parsing touches no database: park it straight away
                     parked.append(Parked.of(record, exc))
                     continue
-                if event is None:
+                if parsed is None:
                     continue
                 try:
                     if isolate:
                         async with conn.transaction():  # a savepoint: a failure undoes this record only
-                            applied += await self._apply(conn, event)
-                    elif (topic := Topic(event.type)) in BATCHED:
-                        grouped.setdefault(topic, []).append((event, event.typed_data()))
+                            applied += await self._apply(conn, *parsed)
+                    elif (topic := Topic(parsed[0].type)) in BATCHED:
+                        grouped.setdefault(topic, []).append(parsed)
                         applied += 1
                     else:
-                        applied += await self._apply(conn, event)
+                        applied += await self._apply(conn, *parsed)
                 except Exception as exc:
                     if is_transient(exc):
                         raise
@@ -174,17 +174,18 @@ class Projector:
             await self._track(conn, next_offsets)
         return applied, parked
 
-    def _parse(self, record: KafkaRecord) -> CloudEvent | None:
-        """The record's event; None for a tombstone (a compacted topic's deletion, not poison)."""
+    def _parse(self, record: KafkaRecord) -> tuple[CloudEvent, Any] | None:
+        """The record's event and its typed data; None for a tombstone (a compacted topic's
+        deletion, not poison)."""
         if record.value is None:
             return None
-        return parse_event(record.value, expected_type=record.topic[len(self._prefix) :])
+        return parse_typed_event(record.value, expected_type=record.topic[len(self._prefix) :])
 
     @staticmethod
-    async def _apply(conn: asyncpg.Connection, event: CloudEvent) -> int:
+    async def _apply(conn: asyncpg.Connection, event: CloudEvent, data: Any) -> int:
         match Topic(event.type):
             case topic if topic in VIEWS:
-                await VIEWS[topic](conn, event, event.typed_data())
+                await VIEWS[topic](conn, event, data)
                 return 1
             case _:
                 return 0
@@ -229,20 +230,27 @@ class Projector:
 
     @staticmethod
     async def _track(conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]) -> None:
-        for (topic, partition), offset in next_offsets.items():
-            moved = await conn.fetchval(
-                """
-                INSERT INTO projector_tracking (projection, topic, partition, next_offset)
-                VALUES ($1, $2, $3, $4)
-                ON CONFLICT (projection, topic, partition) DO UPDATE
-                    SET next_offset = EXCLUDED.next_offset, updated_at = now()
-                    WHERE projector_tracking.next_offset < EXCLUDED.next_offset
-                RETURNING true
-                """,
-                PROJECTION,
-                topic,
-                partition,
-                offset,
+        """Every partition's tracking row in one statement (in key order, as the rows are
+        locked); each moves only forward, and one that would not is a conflict."""
+        keys = sorted(next_offsets)
+        moved = await conn.fetch(
+            """
+            INSERT INTO projector_tracking AS t (projection, topic, partition, next_offset)
+            SELECT $1, topic, partition, next_offset
+            FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, next_offset)
+            ORDER BY topic, partition
+            ON CONFLICT (projection, topic, partition) DO UPDATE
+                SET next_offset = EXCLUDED.next_offset, updated_at = now()
+                WHERE t.next_offset < EXCLUDED.next_offset
+            RETURNING topic, partition
+            """,
+            PROJECTION,
+            [topic for topic, _ in keys],
+            [partition for _, partition in keys],
+            [next_offsets[key] for key in keys],
+        )
+        if len(moved) < len(keys):
+            behind = sorted(set(keys) - {(r["topic"], r["partition"]) for r in moved})
+            raise TrackingConflict(
+                ", ".join(f"{t}[{p}] is already past offset {next_offsets[(t, p)] - 1}" for t, p in behind)
             )
-            if not moved:
-                raise TrackingConflict(f"{topic}[{partition}] is already past offset {offset - 1}")

@@ -156,8 +156,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
             metrics.LAST_BATCH.set_to_current_time()
             record_lag(consumer, batch)
             metrics.BATCH_SIZE.observe(len(records))
-            for r in records:
-                metrics.PROJECTED.labels(r.topic[len(settings.topic_prefix) :]).inc()
+            for tp, rs in batch.items():  # one increment per partition, not per record
+                metrics.PROJECTED.labels(tp.topic[len(settings.topic_prefix) :]).inc(len(rs))
             # Informational only (lag dashboards): the tracking rows are the truth, so a
             # commit refused after a rebalance (a long outage) is only logged.
             try:

@@ -8,8 +8,9 @@ aggregates move only when a row really changed, so nothing double-counts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,27 +29,8 @@ from projections.histogram import bin_of
 
 
 async def enrollment_started(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentStarted) -> None:
-    counted = await conn.fetchval(
-        """
-        INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status,
-                                 start_seen, enrolled_at)
-        VALUES ($1, $2, $3, $4, 'active', true, $5)
-        ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
-            SET start_seen = true, enrolled_at = EXCLUDED.enrolled_at
-            WHERE NOT enrollments.start_seen
-        RETURNING true
-        """,
-        event.tenantid,
-        data.enrollment_id,
-        data.workflow_id,
-        event.subject,
-        event.time,
-    )
-    if counted:
-        key = (event.tenantid, data.workflow_id)
-        await _upsert(conn, _STATS, {key: [1, 0, 0, 0.0]})
-        for unit, sql in _ACTIVITY:
-            await _upsert(conn, sql, {(*key, _truncate(event.time, unit)): [1, 0, 0, 0.0]})
+    await conn.execute(_ENROLLMENT_STARTED, event.tenantid, data.enrollment_id, data.workflow_id,
+                       event.subject, event.time)  # fmt: skip
 
 
 async def enrollment_ended(conn: asyncpg.Connection, event: CloudEvent, data: EnrollmentEnded) -> None:
@@ -129,85 +111,53 @@ async def workflow_config_published(
 
 
 # --- achievements and exits, many at once (projections/projector.py's fast path) ----------
-# The two views that carry every achievement fold a batch in a few statements: one
-# INSERT ... SELECT FROM unnest(...) of the rows that are new, then one upsert per aggregate
-# table with the new rows summed per key in Python (an upsert may not touch a row twice).
-# Only new rows move the aggregates, so a redelivery inside or across batches changes
-# nothing. The per-event views are these with one event: one implementation.
+# The two views that carry every achievement fold a batch in one statement each (exits: two):
+# the batch's rows go to PostgreSQL once, as arrays, and data-modifying CTEs insert the rows
+# that are new and sum them into every rollup table there (GROUP BY: an upsert may not touch
+# a row twice), instead of a Python loop over the rows and one round trip per rollup table.
+# Only new rows move the rollups, so a redelivery inside or across batches changes nothing.
+# The per-event views are these with one event: one implementation.
 
-_UNITS = ("hour", "day")
-
-
-def _per_grain(sql: str, hourly: str, daily: str) -> tuple[tuple[str, str], ...]:
-    """Each rollup is kept per hour and per day (UTC): a window reads whole days from the
-    daily table and only its edge hours from the hourly one (projections/analytics.py).
-    One upsert per grain, as (unit, statement): ``{table}`` is the grain's table."""
-    return tuple(zip(_UNITS, (sql.format(table=hourly), sql.format(table=daily)), strict=True))
+HOUR = "date_trunc('hour', at, 'UTC')"
+DAY = "date_trunc('day', at, 'UTC')"
 
 
-def _truncate(at: datetime, unit: str) -> datetime:
-    """date_trunc(unit, at, 'UTC') for the units of :data:`_UNITS`."""
-    hour = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return hour.replace(hour=0) if unit == "day" else hour
+@dataclass(frozen=True)
+class _Rollup:
+    """One rollup table's upsert of a batch's new rows (columns t, wf, gt, at, s, bin):
+    per key, its figures summed. ``timed``: only the rows whose time to goal ``s`` is known."""
+
+    table: str
+    keys: tuple[tuple[str, str], ...]  # (column, expression), in the primary key's order
+    figures: tuple[tuple[str, str], ...]  # (column, aggregate), added to the row's
+    timed: bool = False
+
+    def cte(self, name: str, rows: str) -> str:
+        keys = ", ".join(column for column, _ in self.keys)
+        positions = ", ".join(str(i) for i in range(1, len(self.keys) + 1))
+        # In key order: the rows are locked in the index's order (two projectors overlapping
+        # after a rebalance take them in the same order, so they wait, never deadlock).
+        return f"""{name} AS (
+            INSERT INTO {self.table} AS r ({keys}, {", ".join(column for column, _ in self.figures)})
+            SELECT {", ".join(expression for _, expression in (*self.keys, *self.figures))}
+            FROM {rows} {"WHERE s IS NOT NULL" if self.timed else ""}
+            GROUP BY {positions} ORDER BY {positions}
+            ON CONFLICT ({keys}) DO UPDATE
+                SET {", ".join(f"{column} = r.{column} + EXCLUDED.{column}" for column, _ in self.figures)}
+        )"""
+
+
+def _rollups(rows: str, rollups: Sequence[_Rollup]) -> str:
+    return ",\n".join(rollup.cte(f"rollup_{i}", rows) for i, rollup in enumerate(rollups))
+
+
+_T, _WF, _GT, _BIN = ("tenant_id", "t"), ("workflow_id", "wf"), ("goal_type", "gt"), ("bin", "bin")
+_HOUR, _DAY = ("bucket", HOUR), ("bucket", DAY)
 
 
 def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
     """Rows to columns: unnest's arguments."""
     return [list(column) for column in zip(*rows, strict=True)]
-
-
-class _Rollups:
-    """A batch's sums for one view's rollups, then one upsert per table: per key, its totals
-    (all time, and per grain at the event's bucket) and, when its time to goal is known,
-    its timed sums in the time's bin (all time, and per grain)."""
-
-    def __init__(
-        self,
-        totals: str,
-        totals_per_grain: tuple[tuple[str, str], ...],
-        bins: str,
-        bins_per_grain: tuple[tuple[str, str], ...],
-    ) -> None:
-        self._totals, self._totals_per_grain = totals, totals_per_grain
-        self._bins, self._bins_per_grain = bins, bins_per_grain
-        self._sums: dict[str, dict[tuple[Any, ...], list[float]]] = {}  # per upsert statement
-
-    def add(
-        self,
-        key: tuple[Any, ...],
-        at: datetime,
-        amounts: Sequence[float],
-        timed: tuple[float, Sequence[float]] | None,
-    ) -> None:
-        """``amounts`` at ``at`` under ``key``; ``timed``: (its time to goal, the timed amounts)."""
-        self._add(self._totals, key, amounts)
-        for unit, sql in self._totals_per_grain:
-            self._add(sql, (*key, _truncate(at, unit)), amounts)
-        if timed is None:
-            return
-        bin_ = bin_of(timed[0])
-        self._add(self._bins, (*key, bin_), timed[1])
-        for unit, sql in self._bins_per_grain:
-            self._add(sql, (*key, _truncate(at, unit), bin_), timed[1])
-
-    def _add(self, sql: str, key: tuple[Any, ...], amounts: Sequence[float]) -> None:
-        sums = self._sums.setdefault(sql, {}).setdefault(key, [0] * len(amounts))  # counts stay ints
-        for i, amount in enumerate(amounts):
-            sums[i] += amount
-
-    async def write(self, conn: asyncpg.Connection) -> None:
-        for sql, totals in self._sums.items():
-            await _upsert(conn, sql, totals)
-
-
-async def _upsert(
-    conn: asyncpg.Connection, sql: str, totals: Mapping[tuple[Any, ...], Sequence[float]]
-) -> None:
-    """One upsert of every key's totals; ``sql`` takes key columns then totals, as arrays.
-    In key order: the rows are locked in the index's order (two projectors overlapping
-    after a rebalance take them in the same order, so they wait, never deadlock)."""
-    if totals:
-        await conn.execute(sql, *_columns((*key, *totals[key]) for key in sorted(totals)))
 
 
 async def goal_achieved(conn: asyncpg.Connection, event: CloudEvent, data: GoalAchieved) -> None:
@@ -225,58 +175,17 @@ async def goal_achieved_many(
         first.setdefault((event.tenantid, data.id), data)
     if not first:
         return
-    candidates = list(first.items())
-    fresh = await conn.fetch(
-        """
-        WITH new AS (
-            INSERT INTO achievement_ids (tenant_id, id)
-            SELECT t, id::uuid FROM unnest($1::text[], $2::text[]) AS u(t, id)
-            ON CONFLICT DO NOTHING
-            RETURNING tenant_id, id
-        )
-        -- which of the candidates are new, by position (RETURNING has only the table's columns)
-        SELECT u.n FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(t, id, n)
-        JOIN new ON new.tenant_id = u.t AND new.id = u.id::uuid
-        """,
-        *_columns(key for key, _ in candidates),
-    )
-    inserted = {r["n"] for r in fresh}
-    new = [(tenant, data) for n, ((tenant, _), data) in enumerate(candidates, 1) if n in inserted]
-    if not new:
-        return
-    times = await _times_to_goal(conn, new)
+    candidates = [(tenant, data) for (tenant, _), data in first.items()]
+    times = await _times_to_goal(conn, candidates)
     await conn.execute(
-        """
-        INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id,
-            contact_id, goal_config_id, goal_type, achieved_at, trigger_event, metadata,
-            time_to_goal_seconds)
-        SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::text[], $8::timestamptz[], $9::jsonb[], $10::jsonb[], $11::float8[])
-        ON CONFLICT (tenant_id, id, achieved_at) DO NOTHING
-        """,
+        _GOAL_ACHIEVED,
         *_columns(
             (t, d.id, d.workflow_id, d.workflow_enrollment_id, d.contact_id, d.goal_config_id, d.goal_type,
-             d.achieved_at, d.trigger_event.model_dump_json(), json.dumps(d.metadata), seconds)
-            for (t, d), seconds in zip(new, times, strict=True)
+             d.achieved_at, d.trigger_event.model_dump_json(), json.dumps(d.metadata), seconds,
+             None if seconds is None else bin_of(seconds), d.model_dump_json())
+            for (t, d), seconds in zip(candidates, times, strict=True)
         ),
     )  # fmt: skip
-    rollups = _Rollups(_GOAL_TYPE_STATS, _GOAL_TYPE_ACTIVITY, _GOAL_TYPE_BINS, _GOAL_TYPE_TIMING)
-    for (tenant, data), seconds in zip(new, times, strict=True):
-        # An unknown time to goal (seconds None) is counted as achieved, not timed.
-        timing = None if seconds is None else (seconds, (1, seconds))
-        rollups.add((tenant, data.workflow_id, data.goal_type), data.achieved_at, (1,), timing)
-    await rollups.write(conn)
-    # The contract's audit entry of the achievement: once per achievement id, so a replay of
-    # the log into this database (an in-place rebuild) does not write it again.
-    await conn.execute(
-        """
-        INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after, achievement_id)
-        SELECT t, at, 'goal-engine', 'goal.achieved', 'enrollment', en, a, id
-        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::uuid[]) AS u(t, at, en, a, id)
-        ON CONFLICT (tenant_id, achievement_id) WHERE achievement_id IS NOT NULL DO NOTHING
-        """,
-        *_columns((t, d.achieved_at, d.workflow_enrollment_id, d.model_dump_json(), d.id) for t, d in new),
-    )
 
 
 async def _times_to_goal(conn: asyncpg.Connection, new: list[tuple[str, GoalAchieved]]) -> list[float | None]:
@@ -303,41 +212,52 @@ async def _times_to_goal(conn: asyncpg.Connection, new: list[tuple[str, GoalAchi
     return times
 
 
-_GOAL_TYPE_STATS = """
-    INSERT INTO workflow_goal_type_stats AS s (tenant_id, workflow_id, goal_type, achieved)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-    ON CONFLICT (tenant_id, workflow_id, goal_type) DO UPDATE SET achieved = s.achieved + EXCLUDED.achieved
-"""
-_GOAL_TYPE_BINS = """
-    INSERT INTO workflow_goal_type_time_to_goal_bins AS b
-        (tenant_id, workflow_id, goal_type, bin, achievements, seconds)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::float8[])
-    ON CONFLICT (tenant_id, workflow_id, goal_type, bin)
-        DO UPDATE SET achievements = b.achievements + EXCLUDED.achievements,
-                      seconds = b.seconds + EXCLUDED.seconds
-"""
-_GOAL_TYPE_ACTIVITY = _per_grain(
-    """
-    INSERT INTO {table} AS h (tenant_id, workflow_id, goal_type, bucket, achieved)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
-    ON CONFLICT (tenant_id, workflow_id, goal_type, bucket)
-        DO UPDATE SET achieved = h.achieved + EXCLUDED.achieved
-    """,
-    "workflow_goal_type_hourly",
-    "workflow_goal_type_daily",
+_GOAL_TYPE_ROLLUPS = (
+    _Rollup("workflow_goal_type_stats", (_T, _WF, _GT), (("achieved", "count(*)"),)),
+    _Rollup("workflow_goal_type_hourly", (_T, _WF, _GT, _HOUR), (("achieved", "count(*)"),)),
+    _Rollup("workflow_goal_type_daily", (_T, _WF, _DAY, _GT), (("achieved", "count(*)"),)),
+    *(
+        _Rollup(table, keys, (("achievements", "count(*)"), ("seconds", "sum(s)")), timed=True)
+        for table, keys in (
+            ("workflow_goal_type_time_to_goal_bins", (_T, _WF, _GT, _BIN)),
+            ("workflow_goal_type_time_to_goal_histogram", (_T, _WF, _GT, _HOUR, _BIN)),
+            ("workflow_goal_type_time_to_goal_histogram_daily", (_T, _WF, _DAY, _GT, _BIN)),
+        )
+    ),
 )
-_GOAL_TYPE_TIMING = _per_grain(
-    """
-    INSERT INTO {table} AS h (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::bigint[],
-                         $7::float8[])
-    ON CONFLICT (tenant_id, workflow_id, goal_type, bucket, bin)
-        DO UPDATE SET achievements = h.achievements + EXCLUDED.achievements,
-                      seconds = h.seconds + EXCLUDED.seconds
-    """,
-    "workflow_goal_type_time_to_goal_histogram",
-    "workflow_goal_type_time_to_goal_histogram_daily",
-)
+# The candidates, first of their id in the batch; ``fresh`` the ones whose id is new (in the
+# batch's order); an unknown time to goal (s NULL) is counted as achieved, not timed. The
+# contract's audit entry of the achievement: once per achievement id, so a replay of the log
+# into this database (an in-place rebuild) does not write it again.
+_GOAL_ACHIEVED = f"""
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::timestamptz[], $9::jsonb[], $10::jsonb[], $11::float8[], $12::int[],
+                         $13::jsonb[])
+        WITH ORDINALITY AS u(t, id, wf, en, c, gc, gt, at, trigger_event, metadata, s, bin, audit, n)
+),
+new AS (
+    INSERT INTO achievement_ids (tenant_id, id) SELECT t, id FROM u ORDER BY t, id  -- in key order
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_id, id
+),
+fresh AS MATERIALIZED (
+    SELECT u.* FROM u JOIN new ON new.tenant_id = u.t AND new.id = u.id ORDER BY u.n
+),
+logged AS (
+    INSERT INTO workflow_goal_achievements (tenant_id, id, workflow_id, workflow_enrollment_id, contact_id,
+        goal_config_id, goal_type, achieved_at, trigger_event, metadata, time_to_goal_seconds)
+    SELECT t, id, wf, en, c, gc, gt, at, trigger_event, metadata, s FROM fresh ORDER BY n
+    ON CONFLICT (tenant_id, id, achieved_at) DO NOTHING
+),
+audited AS (
+    INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, after, achievement_id)
+    SELECT t, at, 'goal-engine', 'goal.achieved', 'enrollment', en, audit, id FROM fresh ORDER BY n
+    ON CONFLICT (tenant_id, achievement_id) WHERE achievement_id IS NOT NULL DO NOTHING
+),
+{_rollups("fresh", _GOAL_TYPE_ROLLUPS)}
+SELECT count(*) FROM fresh
+"""
 
 
 async def exit_goal(conn: asyncpg.Connection, event: CloudEvent, data: ExitGoal) -> None:
@@ -362,6 +282,7 @@ async def exit_goal_many(conn: asyncpg.Connection, items: Sequence[tuple[CloudEv
                CASE WHEN st IS NOT NULL THEN greatest(0.0, extract(epoch FROM ex - st)::float8) END
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
                     $7::jsonb[]) AS u(t, en, wf, c, st, ex, g)
+        ORDER BY t, en  -- in key order, as the rollups
         ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
             SET status = 'completed_goal', ended_at = EXCLUDED.ended_at,
                 goal_config_ids = EXCLUDED.goal_config_ids,
@@ -372,60 +293,72 @@ async def exit_goal_many(conn: asyncpg.Connection, items: Sequence[tuple[CloudEv
                     END
             -- An end that happened before the goal stands, whatever order the topics came in.
             WHERE e.status = 'active' OR (e.status <> 'completed_goal' AND e.ended_at > EXCLUDED.ended_at)
-        RETURNING tenant_id, enrollment_id, ended_at, time_to_goal_seconds
+        RETURNING tenant_id, workflow_id, ended_at, time_to_goal_seconds
         """,
         *_columns(
             (t, en, d.workflow_id, d.contact_id, d.enrolled_at, d.exited_at, json.dumps(d.goal_config_ids))
             for (t, en), d in first.items()
         ),
     )
-    rollups = _Rollups(_STATS, _ACTIVITY, _EXIT_BINS, _EXIT_HISTOGRAM)
-    for row in changed:
-        tenant, seconds = row["tenant_id"], row["time_to_goal_seconds"]
-        key = (tenant, first[(tenant, row["enrollment_id"])].workflow_id)
-        if seconds is None:  # counted as an exit, not timed
-            rollups.add(key, row["ended_at"], (0, 1, 0, 0.0), None)
-        else:
-            rollups.add(key, row["ended_at"], (0, 1, 1, seconds), (seconds, (1,)))
-    await rollups.write(conn)
+    if not changed:
+        return
+    # An exit whose enrollment time is unknown (s NULL) is counted as an exit, not timed.
+    await conn.execute(
+        _EXITED,
+        *_columns(
+            (r["tenant_id"], r["workflow_id"], r["ended_at"], s, None if s is None else bin_of(s))
+            for r in changed
+            for s in (r["time_to_goal_seconds"],)
+        ),
+    )
 
 
-_EXIT_BINS = """
-    INSERT INTO workflow_time_to_goal_bins AS b (tenant_id, workflow_id, bin, exits)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[])
-    ON CONFLICT (tenant_id, workflow_id, bin) DO UPDATE SET exits = b.exits + EXCLUDED.exits
-"""
-_EXIT_HISTOGRAM = _per_grain(
-    """
-    INSERT INTO {table} AS h (tenant_id, workflow_id, bucket, bin, exits)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::bigint[])
-    ON CONFLICT (tenant_id, workflow_id, bucket, bin) DO UPDATE SET exits = h.exits + EXCLUDED.exits
-    """,
-    "workflow_time_to_goal_histogram",
-    "workflow_time_to_goal_histogram_daily",
+def _exit_figures(exits: str) -> tuple[tuple[str, str], ...]:
+    """An exit table's figures: its exits, those timed, and their seconds."""
+    return ((exits, "count(*)"), ("timed_exits", "count(s)"), ("time_to_goal_seconds", "coalesce(sum(s), 0)"))
+
+
+_EXIT_ROLLUPS = (
+    _Rollup("workflow_stats", (_T, _WF), _exit_figures("goals_achieved")),
+    _Rollup("workflow_activity_hourly", (_T, _WF, _HOUR), _exit_figures("achieved")),
+    _Rollup("workflow_activity_daily", (_T, _WF, _DAY), _exit_figures("achieved")),
+    *(
+        _Rollup(table, keys, (("exits", "count(*)"),), timed=True)
+        for table, keys in (
+            ("workflow_time_to_goal_bins", (_T, _WF, _BIN)),
+            ("workflow_time_to_goal_histogram", (_T, _WF, _HOUR, _BIN)),
+            ("workflow_time_to_goal_histogram_daily", (_T, _WF, _DAY, _BIN)),
+        )
+    ),
 )
-# Per workflow, key columns then (enrolled, achieved, timed exits, their seconds).
-_STATS = """
-    INSERT INTO workflow_stats AS s (tenant_id, workflow_id, total_enrolled, goals_achieved,
-                                     timed_exits, time_to_goal_seconds)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::float8[])
-    ON CONFLICT (tenant_id, workflow_id) DO UPDATE SET
-        total_enrolled = s.total_enrolled + EXCLUDED.total_enrolled,
-        goals_achieved = s.goals_achieved + EXCLUDED.goals_achieved,
-        timed_exits = s.timed_exits + EXCLUDED.timed_exits,
-        time_to_goal_seconds = s.time_to_goal_seconds + EXCLUDED.time_to_goal_seconds
+_EXITED = f"""
+WITH x AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::int[])
+        AS x(t, wf, at, s, bin)
+),
+{_rollups("x", _EXIT_ROLLUPS)}
+SELECT 1
 """
-_ACTIVITY = _per_grain(
-    """
-    INSERT INTO {table} AS h (tenant_id, workflow_id, bucket, enrolled, achieved, timed_exits,
-                              time_to_goal_seconds)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::float8[])
-    ON CONFLICT (tenant_id, workflow_id, bucket) DO UPDATE
-        SET enrolled = h.enrolled + EXCLUDED.enrolled, achieved = h.achieved + EXCLUDED.achieved,
-            timed_exits = h.timed_exits + EXCLUDED.timed_exits,
-            time_to_goal_seconds = h.time_to_goal_seconds + EXCLUDED.time_to_goal_seconds
-    """,
-    "workflow_activity_hourly",
-    "workflow_activity_daily",
+
+_START_ROLLUPS = tuple(
+    _Rollup(table, keys, ((column, "count(*)"),))
+    for table, keys, column in (
+        ("workflow_stats", (_T, _WF), "total_enrolled"),
+        ("workflow_activity_hourly", (_T, _WF, _HOUR), "enrolled"),
+        ("workflow_activity_daily", (_T, _WF, _DAY), "enrolled"),
+    )
 )
+# A start is counted once per enrollment (start_seen), in the hour and day it started.
+_ENROLLMENT_STARTED = f"""
+WITH started AS (
+    INSERT INTO enrollments (tenant_id, enrollment_id, workflow_id, contact_id, status, start_seen,
+                             enrolled_at)
+    VALUES ($1, $2, $3, $4, 'active', true, $5)
+    ON CONFLICT (tenant_id, enrollment_id) DO UPDATE
+        SET start_seen = true, enrolled_at = EXCLUDED.enrolled_at
+        WHERE NOT enrollments.start_seen
+    RETURNING tenant_id AS t, workflow_id AS wf, enrolled_at AS at
+),
+{_rollups("started", _START_ROLLUPS)}
+SELECT 1
+"""

@@ -11,6 +11,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -297,6 +298,14 @@ def parse_event(
     the producing team what to fix. ``now`` (default: the clock) bounds how
     far ahead an event's times may be.
     """
+    return parse_typed_event(value, expected_type, now)[0]
+
+
+def parse_typed_event(
+    value: bytes | None, expected_type: str | None = None, now: datetime | None = None
+) -> tuple[CloudEvent, Any]:
+    """:func:`parse_event`, and the event's ``data`` as the model of its type: the one
+    validation ``parse_event`` makes (``event.typed_data()`` would validate it again)."""
     if value is None:
         raise InvalidEvent("empty", "empty record (tombstone)")
     if len(value) > MAX_EVENT_BYTES:
@@ -337,9 +346,9 @@ def parse_event(
         raise InvalidEvent("invalid_data", f"invalid data for {event.type}: {_first_error(exc)}") from None
     now = now or datetime.now(UTC)
     _check_time("time", event.time, now + MAX_CLOCK_SKEW)
-    for where, value_time in _data_times(data) if type(data) in _TIMED_MODELS else ():
+    for where, value_time in _data_times(data):
         _check_time(f"data.{where}", value_time, now + MAX_DATA_FUTURE)
-    return event
+    return event, data
 
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -384,7 +393,8 @@ def _bad_character(raw: Any) -> str | None:
 def _data_times(model: BaseModel, where: str = "") -> list[tuple[str, datetime]]:
     """Every datetime of a validated ``data`` model, nested models included."""
     found: list[tuple[str, datetime]] = []
-    for name, value in model:
+    for name in _timed_fields(type(model)):
+        value = getattr(model, name)
         items = enumerate(value) if isinstance(value, list) else [(None, value)]
         for i, item in items:
             path = f"{where}{name}" if i is None else f"{where}{name}.{i}"
@@ -395,10 +405,17 @@ def _data_times(model: BaseModel, where: str = "") -> list[tuple[str, datetime]]
     return found
 
 
-#: The data models with a datetime somewhere (most have none: nothing to walk).
-_TIMED_MODELS = frozenset(
-    m for m in DATA_MODELS.values() if '"date-time"' in json.dumps(m.model_json_schema())
-)
+@cache
+def _timed_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` that can hold a datetime once validated, in their order: those
+    whose schema has a date-time or a nested model (walked in turn). Any other field holds
+    what JSON decodes to (``Any`` included), never a datetime or a model."""
+    properties = model.model_json_schema()["properties"]
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if re.search(r'"date-time"|"\$ref"', json.dumps(properties[field.alias or name]))
+    )
 
 
 def _check_time(where: str, value: datetime, latest: datetime) -> None:

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     # --- projector ---------------------------------------------------------------
     projector_group: str = Field("goal-engine-projector", description="consumer group of the projector")
-    projector_batch_size: int = Field(500, ge=1)
+    projector_batch_size: int = Field(2000, ge=1)
     retention_days: int = Field(
         730,
         ge=1,

@@ -154,6 +154,29 @@ async def test_tracking_only_moves_forward_and_rolls_back_the_batch(pool: asyncp
     assert count == 1, "the conflicting batch must roll back whole"
 
 
+async def test_one_partition_behind_rolls_back_the_batch_of_every_partition(pool: asyncpg.Pool) -> None:
+    """The tracking rows of a batch move in one statement: one that cannot move forward is
+    a conflict, named, and nothing of the batch stays (the other partition's row neither)."""
+    tenant, topics = f"t-{uuid.uuid4().hex[:6]}", Topics()
+    projector = Projector(pool, topics.prefix)
+    (topic, started), *_ = journey(tenant, "wf", "en1", "g")
+    await projector.process_batch([topics.record(topic, started, partition=1, offset=10)])
+    other = cloud_event(
+        "workflow.enrollment.started", tenant, {"workflow_id": "wf", "enrollment_id": "en2"}, "c2"
+    )
+    batch = [
+        topics.record(topic, json.dumps(other).encode(), partition=0, offset=5),  # ahead: would move
+        topics.record(topic, started, partition=1, offset=10),  # a zombie's redelivery
+    ]
+    with pytest.raises(TrackingConflict, match=r"\[1\] is already past offset 10"):
+        await projector.process_batch(batch)
+    positions = await projector.positions()
+    assert (topics.prefix + topic, 0) not in positions
+    assert positions[(topics.prefix + topic, 1)] == 11
+    count = await pool.fetchval("SELECT count(*) FROM enrollments WHERE tenant_id = $1", tenant)
+    assert count == 1, "the conflicting batch must roll back whole"
+
+
 async def test_invalid_records_are_skipped_not_fatal(pool: asyncpg.Pool) -> None:
     topics = Topics()
     projector = Projector(pool, topics.prefix)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 
 import pytest
 
 from goal_engine import schemas_gen
-from goal_engine.contract.events import MAX_EVENT_BYTES, MAX_NESTING, InvalidEvent, nesting_depth, parse_event
+from goal_engine.contract.events import (
+    MAX_EVENT_BYTES,
+    MAX_NESTING,
+    InvalidEvent,
+    nesting_depth,
+    parse_event,
+    parse_typed_event,
+)
 from goal_engine.core.security import InvalidToken, mint_token, verify_token
 
 SECRET = "unit-test-secret-of-at-least-32-bytes"
@@ -186,3 +194,41 @@ def test_only_strict_utf8_json_is_read(value: bytes) -> None:
     # around them by another encoding.
     with pytest.raises(InvalidEvent, match="malformed JSON"):
         parse_event(value, now=NOW)
+
+
+def _achievement_and_exit() -> list[tuple[str, dict[str, object]]]:
+    from goal_engine.bench.projector import achievement
+
+    records = achievement(0, "t1", "wf-1", random.Random(1), NOW).records
+    return [(topic.value, json.loads(value)) for topic, _, value in records]
+
+
+@pytest.mark.parametrize(
+    ("type_", "path"),
+    [
+        ("workflow.goal.achieved", "achieved_at"),
+        ("workflow.goal.achieved", "enrolled_at"),
+        ("workflow.goal.achieved", "trigger_event.time"),  # in a nested model
+        ("workflow.exit.goal", "exited_at"),
+        ("workflow.exit.goal", "enrolled_at"),
+    ],
+)
+def test_every_time_in_the_data_is_bounded_nested_ones_too(type_: str, path: str) -> None:
+    """The walk for datetimes visits only the fields whose schema can hold one: it must
+    still find every one of them, however deep."""
+    event = dict(_achievement_and_exit())[type_]
+    assert parse_typed_event(json.dumps(event).encode(), type_, now=NOW)[1] is not None
+    target = event["data"]
+    *parents, leaf = path.split(".")
+    for name in parents:
+        target = target[name]  # type: ignore[index]
+    target[leaf] = "9999-12-31T23:59:00Z"  # type: ignore[index]
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(json.dumps(event).encode(), type_, now=NOW)
+    assert f"data.{path} out of range" in err.value.reason
+
+
+def test_parse_typed_event_validates_data_once_as_typed_data_would() -> None:
+    for type_, event in _achievement_and_exit():
+        parsed, data = parse_typed_event(json.dumps(event).encode(), type_, now=NOW)
+        assert data == parsed.typed_data()
