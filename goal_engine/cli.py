@@ -210,7 +210,7 @@ def _schemas(settings: Settings, args: argparse.Namespace) -> int:
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.devstack.stack import run_dev_stack
 
-    return run_dev_stack(settings)
+    return run_dev_stack(settings, workers=args.workers)
 
 
 COMMANDS = {
@@ -303,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="API processes serving the port, each on its own core; /metrics on any of them shows "
         "the totals of all (Prometheus multiprocess mode, PROMETHEUS_MULTIPROC_DIR: emptied at "
         "start, a temporary directory when unset) (default: %(default)s)",
+    )
+    parsers["dev"].add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="stream worker processes, one consumer group: Kafka shares the partitions among them "
+        "(metrics: worker 1 on GOAL_ENGINE_WORKER_METRICS_PORT, 9101, worker n 10 ports further per n) "
+        "(default: %(default)s)",
     )
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
     parsers["topics"].add_argument(

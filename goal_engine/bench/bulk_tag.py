@@ -14,14 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from goal_engine.bench.events import KafkaRecord, TagGoalWorkflow
+from goal_engine.bench.stack import cpu_seconds, host_cpu_seconds
 from goal_engine.contract.topics import Topic
 from goal_engine.core.config import Settings
 from goal_engine.kafka.admin import topic_partitions
@@ -30,6 +34,56 @@ from goal_engine.kafka.admin import topic_partitions
 async def produce(producer: AIOKafkaProducer, settings: Settings, records: list[KafkaRecord]) -> list[int]:
     futures = [await producer.send(settings.topic(t), v, key=k) for t, k, v in records]
     return [m.timestamp for m in await asyncio.gather(*futures)]
+
+
+#: Which part of the local stack a process is, by its command line (first match).
+_PARTS = (
+    ("worker", "goal_engine.cli worker"),
+    ("projector", "goal_engine.cli projector"),
+    ("api", "goal_engine.cli api"),
+    ("kafka", "kafka"),
+    ("postgresql", "postgres"),
+)
+
+
+CpuSnapshot = dict[int, tuple[str, float]]  # pid -> (part of the stack, CPU seconds so far)
+
+
+def cpu_snapshot() -> tuple[float, CpuSnapshot]:
+    """The host's CPU seconds so far, and each process's, with the part of the stack it is.
+
+    A process of none of the parts is "other"; this script is "bulk-tag (this client)".
+    """
+    processes: CpuSnapshot = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        pid = int(cmdline.parent.name)
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        part = "bulk-tag (this client)" if pid == os.getpid() else "other"
+        part = next((name for name, marker in _PARTS if marker in command), part)
+        if (cpu := cpu_seconds(pid)) is not None:
+            processes[pid] = (part, cpu)
+    return host_cpu_seconds(), processes
+
+
+def print_cpu_split(
+    before: tuple[float, CpuSnapshot], after: tuple[float, CpuSnapshot], seconds: float
+) -> None:
+    """Where the host's CPU went between two :func:`cpu_snapshot` (in cores: 1.0 is one core busy).
+
+    What the processes alive at the end do not account for (processes that ended
+    meanwhile, the kernel's own work) is "not accounted".
+    """
+    used: defaultdict[str, float] = defaultdict(float)
+    for pid, (part, cpu) in after[1].items():
+        used[part] += cpu - before[1].get(pid, (part, 0.0))[1]
+    host = after[0] - before[0]
+    used["not accounted"] = host - sum(used.values())
+    print(f"CPU from the first tag sent to the last exit seen ({seconds:.2f} s), in cores:", flush=True)
+    for part, cpu in [*sorted(used.items(), key=lambda kv: -kv[1]), ("host (all of the above)", host)]:
+        print(f"  {part:<24} {cpu / seconds:5.2f}  ({cpu:.1f} s)", flush=True)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,7 +110,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         await asyncio.sleep(args.settle)
         tags = [wf.tag_added(c, datetime.now(UTC)) for c in contacts]
-        t0 = time.monotonic()
+        t0, cpu_before = time.monotonic(), cpu_snapshot()
         appended = await produce(producer, settings, tags)
         first, last = min(appended), max(appended)
         print(f"appended {len(tags):,} contact.tag.added in {time.monotonic() - t0:.2f} s", flush=True)
@@ -68,6 +122,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                     enrollment = json.loads(r.value)["data"]["workflow_enrollment_id"]
                     if enrollment in enrollments:
                         seen.setdefault(enrollment, r.timestamp)
+        cpu_split = (cpu_before, cpu_snapshot(), time.monotonic() - t0)
     finally:
         await producer.stop()
         await exits.stop()
@@ -81,6 +136,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         f"({len(seen) / max(0.001, (last_exit - first) / 1000):,.0f} exits/s)",
         flush=True,
     )
+    print_cpu_split(*cpu_split)
     return 0 if len(seen) == len(enrollments) else 1
 
 

@@ -31,7 +31,7 @@ from prometheus_client.samples import Sample
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.kafka import KafkaBroker
 from goal_engine.devstack.postgres import LocalPostgres
-from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
+from goal_engine.devstack.processes import ManagedProcess, child_env, worker_processes
 
 log = logging.getLogger("goal_engine.bench")
 
@@ -140,27 +140,12 @@ def start_stack(
     state_dir.mkdir(parents=True, exist_ok=True)
     resources.callback(shutil.rmtree, state_dir, ignore_errors=True)
     env = child_env({**settings_env(settings), **worker_env})
-    worker = ManagedProcess(
-        "worker", goal_engine_command("worker"), env, BENCH_DIR / "logs" / f"{run_id}-worker.log"
-    )
-    resources.callback(worker.stop)  # unwinds first: the worker stops before topics, PostgreSQL, Kafka
-    worker.start()
-    others = []
-    for n in range(2, workers + 1):  # the same group: Kafka shares the partitions among them
-        port = free_port()
-        env_n = child_env(
-            {**settings_env(settings), **worker_env, "GOAL_ENGINE_WORKER_METRICS_PORT": str(port)}
-        )
-        env_n["GOAL_ENGINE_STATE_DIR"] = str(state_dir / f"worker-{n}")
-        other = ManagedProcess(
-            f"worker-{n}",
-            goal_engine_command("worker"),
-            env_n,
-            BENCH_DIR / "logs" / f"{run_id}-worker-{n}.log",
-        )
-        resources.callback(other.stop)
-        other.start()
-        others.append((other, port))
+    ports = [settings.worker_metrics_port, *(free_port() for _ in range(workers - 1))]
+    processes = worker_processes(workers, env, ports, state_dir, BENCH_DIR / "logs" / run_id / "worker.log")
+    for process in processes:
+        resources.callback(process.stop)  # unwinds first: workers stop before topics, PostgreSQL, Kafka
+        process.start()
+    worker, others = processes[0], list(zip(processes[1:], ports[1:], strict=True))
     return Stack(
         settings=settings,
         kafka_started=broker is not None,

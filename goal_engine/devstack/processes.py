@@ -121,3 +121,24 @@ def child_env(overrides: Mapping[str, str]) -> dict[str, str]:
     env.update(overrides)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def worker_processes(
+    count: int, env: Mapping[str, str], metrics_ports: list[int], state_dir: Path, log_path: Path
+) -> list[ManagedProcess]:
+    """``count`` stream workers of one consumer group: Kafka shares the partitions among them.
+
+    Each process needs its own metrics port and its own table directory; the first
+    keeps ``env``'s, worker n the n-th port and ``state_dir/worker-n``.
+    """
+    workers = []
+    for n in range(1, count + 1):
+        name, env_n = "worker", dict(env)
+        if n > 1:
+            name = f"worker-{n}"
+            env_n["GOAL_ENGINE_WORKER_METRICS_PORT"] = str(metrics_ports[n - 1])
+            env_n["GOAL_ENGINE_STATE_DIR"] = str(state_dir / name)
+        workers.append(
+            ManagedProcess(name, goal_engine_command("worker"), env_n, log_path.with_name(f"{name}.log"))
+        )
+    return workers

@@ -5,7 +5,8 @@ Steps, in order:
    broker fetched from Maven Central (first run only) on 127.0.0.1:9092;
 2. PostgreSQL: GOAL_ENGINE_DATABASE_URL, else the embedded server on 127.0.0.1:5433;
 3. create missing topics, apply migrations;
-4. start the worker, the projector and the API as child processes; unless
+4. start the workers (``--workers``, one consumer group), the projector and the API as
+   child processes; unless
    GOAL_ENGINE_JWT_SECRET is set, the API gets the checkout's development
    secret (goal_engine/devstack/secret.py), the one `goal-engine token` uses;
 5. wait for GET /readyz to answer 200, print the URLs and how to get a token;
@@ -30,13 +31,13 @@ from goal_engine.core.security import require_strong_secret
 from goal_engine.devstack import DevstackError
 from goal_engine.devstack.kafka import KafkaBroker
 from goal_engine.devstack.postgres import LocalPostgres
-from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
+from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command, worker_processes
 from goal_engine.devstack.secret import development_secret
 
 log = logging.getLogger("goal_engine.devstack")
 
 LOCAL = REPO_ROOT / ".local"
-PROCESSES = ("worker", "projector", "api")
+PROCESSES = ("projector", "api")  # and the workers
 
 
 def _api_ready(settings: Settings) -> bool:
@@ -48,7 +49,7 @@ def _api_ready(settings: Settings) -> bool:
         return False
 
 
-def run_dev_stack(settings: Settings) -> int:
+def run_dev_stack(settings: Settings, workers: int = 1) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -90,10 +91,11 @@ def run_dev_stack(settings: Settings) -> int:
         asyncio.run(create_topics(settings))
         upgrade(settings.database_url_asyncpg)
         env = child_env(overrides)
-        children = [
-            ManagedProcess(name, goal_engine_command(name), env, LOCAL / "logs" / f"{name}.log")
-            for name in PROCESSES
-        ]
+        logs = LOCAL / "logs"
+        children = worker_processes(
+            workers, env, worker_metrics_ports(settings, workers), settings.state_dir, logs / "worker.log"
+        )
+        children += [ManagedProcess(n, goal_engine_command(n), env, logs / f"{n}.log") for n in PROCESSES]
         for child in children:
             child.start()
             stack.callback(child.stop)
@@ -107,20 +109,30 @@ def run_dev_stack(settings: Settings) -> int:
                 return 1
             if not announced and _api_ready(settings):
                 announced = True
-                _announce(settings, time.monotonic() - started)
+                _announce(settings, workers, time.monotonic() - started)
     log.info("stopped")
     return 0
 
 
-def _announce(settings: Settings, seconds: float) -> None:
+def worker_metrics_ports(settings: Settings, workers: int) -> list[int]:
+    """GOAL_ENGINE_WORKER_METRICS_PORT for the first worker, then every tenth port (9111, 9121, …:
+    the ports right after it are the projector's and the API's)."""
+    return [settings.worker_metrics_port + 10 * n for n in range(workers)]
+
+
+def _announce(settings: Settings, workers: int, seconds: float) -> None:
     api = f"http://127.0.0.1:{settings.api_port}"
+    worker_metrics = ", ".join(
+        f"http://127.0.0.1:{p}/metrics" for p in worker_metrics_ports(settings, workers)
+    )
     print(
         f"""
 goal-engine is ready in {seconds:.1f} s
   API          {api}/api/v1   (OpenAPI: {api}/docs)
   readiness    {api}/readyz
-  metrics      api {api}/metrics, worker http://127.0.0.1:{settings.worker_metrics_port}/metrics,
-               projector http://127.0.0.1:{settings.projector_metrics_port}/metrics
+  metrics      api {api}/metrics,
+               projector http://127.0.0.1:{settings.projector_metrics_port}/metrics,
+               {workers} worker(s) {worker_metrics}
   Kafka        {settings.kafka_bootstrap}
   logs         {LOCAL / "logs"}
   a token      .venv/bin/goal-engine token --tenant acme --scope workflows:read --scope workflows:write

@@ -33,6 +33,7 @@ class Outgoing(NamedTuple):
     value: bytes | None
     partition: int | None = None  # None: by key, as the producer's partitioner decides
     timestamp_ms: int | None = None  # None: now
+    headers: list[tuple[str, bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,17 @@ class BatchSender:
         for tp, group in by_partition.items():
             batch, count = producer.create_batch(), 0
             for r in group:
-                if batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms) is None:
+                if (
+                    batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=r.headers)
+                    is None
+                ):
                     # Full (max_batch_size): send it, start the next. An empty batch
                     # takes any record the producer's request size allows.
                     sent.append(
                         Sent(await producer.send_batch(batch, tp.topic, partition=tp.partition), count)
                     )
                     batch, count = producer.create_batch(), 0
-                    batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms)
+                    batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=r.headers)
                 count += 1
             sent.append(Sent(await producer.send_batch(batch, tp.topic, partition=tp.partition), count))
         return sent

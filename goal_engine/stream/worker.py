@@ -22,6 +22,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -137,21 +138,30 @@ class Worker:
 
     # -- control records: work that must happen in the contact's partition ------------
 
-    async def send_control(self, control: Control) -> None:
-        key = contact_key(control.tenant_id, control.contact_id).encode()
-        await self.topology.contact_events.send(key=key, value=b"", headers=control.header())
+    async def send_controls(self, controls: Iterable[Control]) -> None:
+        """Control records, as one batch with one wait for Kafka.
+
+        A sweep after a bulk action, or a restart with a backlog of expiries,
+        is thousands of them: sent one at a time through Faust's producer they
+        took minutes of the event loop, in the middle of the live events.
+        """
+        topic = self.routing.contact_events
+        outgoing = [
+            Outgoing(topic, contact_key(c.tenant_id, c.contact_id).encode(), b"", headers=c.header())
+            for c in controls
+        ]
+        if outgoing:
+            await asyncio.gather(*(s.ack for s in await self.sender.send(outgoing)))
 
     async def on_workflow_changed(self, tenant_id: str, workflow_id: str) -> None:
         """Re-evaluate the kept events of the contacts waiting on this workflow."""
-        for key in self.index.waiting_for(tenant_id, workflow_id):
-            contact_id = key[len(tenant_id) + 1 :]
-            await self.send_control(Control("rescan", tenant_id, contact_id, workflow_id))
+        contacts = (key[len(tenant_id) + 1 :] for key in self.index.waiting_for(tenant_id, workflow_id))
+        await self.send_controls(Control("rescan", tenant_id, c, workflow_id) for c in contacts)
 
     async def sweep(self) -> None:
         """Ask each contact whose state has expired parts to forget them (R10: no leak)."""
-        for key in self.expiry.pop_due(time.time()):
-            if doc := stored.decode(self.contacts.data.get(key)):
-                await self.send_control(Control("sweep", doc["tenant_id"], doc["contact_id"]))
+        due = (stored.decode(self.contacts.data.get(key)) for key in self.expiry.pop_due(time.time()))
+        await self.send_controls(Control("sweep", doc["tenant_id"], doc["contact_id"]) for doc in due if doc)
 
     # -- rebalance and operations ----------------------------------------------------
 
