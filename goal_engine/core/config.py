@@ -114,7 +114,13 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9101
     projector_metrics_port: int = 9102
     ready_check_peers: bool = Field(
-        True, description="/readyz also requires the worker and projector (on this host) to be ready"
+        True, description="/readyz also requires the worker(s) and projector (on this host) to be ready"
+    )
+    local_workers: int = Field(
+        1,
+        ge=1,
+        description="stream workers on this host, for /readyz: worker n serves its metrics 10 ports "
+        "after worker n-1's (`goal-engine dev --workers N` sets it)",
     )
 
     # --- projector ---------------------------------------------------------------
@@ -137,10 +143,17 @@ class Settings(BaseSettings):
     def peer_ready_urls(self) -> dict[str, str]:
         if not self.ready_check_peers:
             return {}
+        ports = self.local_worker_metrics_ports()
+        workers = {f"worker-{n}" if n > 1 else "worker": port for n, port in enumerate(ports, start=1)}
         return {
-            "worker": f"http://127.0.0.1:{self.worker_metrics_port}/metrics",
+            **{name: f"http://127.0.0.1:{port}/metrics" for name, port in workers.items()},
             "projector": f"http://127.0.0.1:{self.projector_metrics_port}/metrics",
         }
+
+    def local_worker_metrics_ports(self, workers: int | None = None) -> list[int]:
+        """Worker 1's metrics port, then every tenth port (9111, 9121, …: the ports right
+        after it are the projector's and the API's)."""
+        return [self.worker_metrics_port + 10 * n for n in range(workers or self.local_workers)]
 
     @property
     def database_url_asyncpg(self) -> str:

@@ -64,6 +64,7 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         require_strong_secret(settings.jwt_secret)  # the API would refuse it: say so before starting
     else:
         overrides["GOAL_ENGINE_JWT_SECRET"] = development_secret()
+    overrides["GOAL_ENGINE_LOCAL_WORKERS"] = str(workers)  # for the API's /readyz
     with ExitStack() as stack:
         try:
             if "GOAL_ENGINE_KAFKA_BOOTSTRAP" in os.environ:
@@ -93,7 +94,11 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
         env = child_env(overrides)
         logs = LOCAL / "logs"
         children = worker_processes(
-            workers, env, worker_metrics_ports(settings, workers), settings.state_dir, logs / "worker.log"
+            workers,
+            env,
+            settings.local_worker_metrics_ports(workers),
+            settings.state_dir,
+            logs / "worker.log",
         )
         children += [ManagedProcess(n, goal_engine_command(n), env, logs / f"{n}.log") for n in PROCESSES]
         for child in children:
@@ -114,16 +119,10 @@ def run_dev_stack(settings: Settings, workers: int = 1) -> int:
     return 0
 
 
-def worker_metrics_ports(settings: Settings, workers: int) -> list[int]:
-    """GOAL_ENGINE_WORKER_METRICS_PORT for the first worker, then every tenth port (9111, 9121, …:
-    the ports right after it are the projector's and the API's)."""
-    return [settings.worker_metrics_port + 10 * n for n in range(workers)]
-
-
 def _announce(settings: Settings, workers: int, seconds: float) -> None:
     api = f"http://127.0.0.1:{settings.api_port}"
     worker_metrics = ", ".join(
-        f"http://127.0.0.1:{p}/metrics" for p in worker_metrics_ports(settings, workers)
+        f"http://127.0.0.1:{p}/metrics" for p in settings.local_worker_metrics_ports(workers)
     )
     print(
         f"""

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 PROMETHEUS_YML = PROMETHEUS / "prometheus.yml"
+MAKEFILE = ROOT / "Makefile"
 ALERTS_YML = PROMETHEUS / "alerts.yml"
 ALERTS_TEST_YML = PROMETHEUS / "alerts_test.yml"
 DASHBOARD_JSON = GRAFANA / "dashboard.json"
@@ -241,19 +242,23 @@ def test_the_exported_set_is_read_from_the_code(code_exported: set[str]) -> None
 # --- (b) Prometheus files ---------------------------------------------------------------------
 
 
-def test_prometheus_scrapes_the_three_processes_on_their_default_ports() -> None:
+def test_prometheus_scrapes_what_make_run_starts_on_their_default_ports() -> None:
     config = load_yaml(PROMETHEUS_YML)
     fields = Settings.model_fields
+    workers_line = re.search(r"^WORKERS \?= (\d+)$", MAKEFILE.read_text(), re.M)
+    assert workers_line, "the Makefile sets make run's WORKERS"
+    make_run_workers = int(workers_line.group(1))
+    workers = Settings(worker_metrics_port=fields["worker_metrics_port"].default)
     expected = {
-        "api": f"127.0.0.1:{fields['api_port'].default}",
-        "worker": f"127.0.0.1:{fields['worker_metrics_port'].default}",
-        "projector": f"127.0.0.1:{fields['projector_metrics_port'].default}",
+        "api": [f"127.0.0.1:{fields['api_port'].default}"],
+        "worker": [f"127.0.0.1:{p}" for p in workers.local_worker_metrics_ports(make_run_workers)],
+        "projector": [f"127.0.0.1:{fields['projector_metrics_port'].default}"],
     }
     jobs = {
         job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
         for job in config["scrape_configs"]
     }
-    assert jobs == {name: [target] for name, target in expected.items()}
+    assert jobs == expected
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in config["scrape_configs"])
     assert [PROMETHEUS / f for f in config["rule_files"]] == [ALERTS_YML]
 

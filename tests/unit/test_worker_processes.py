@@ -4,7 +4,6 @@ from pathlib import Path
 
 from goal_engine.core.config import Settings
 from goal_engine.devstack.processes import worker_processes
-from goal_engine.devstack.stack import worker_metrics_ports
 
 
 def test_each_worker_has_its_own_metrics_port_state_and_log(tmp_path: Path) -> None:
@@ -23,9 +22,15 @@ def test_each_worker_has_its_own_metrics_port_state_and_log(tmp_path: Path) -> N
     assert "GOAL_ENGINE_WORKER_ID" not in {k for w in workers for k in w.env}  # one consumer group
 
 
-def test_the_dev_stacks_worker_ports_skip_the_projector_and_api_ports() -> None:
-    settings = Settings(worker_metrics_port=9101, projector_metrics_port=9102)
-    ports = worker_metrics_ports(settings, 3)
+def test_the_local_workers_ports_skip_the_projector_and_api_ports_and_readyz_checks_each() -> None:
+    settings = Settings(worker_metrics_port=9101, projector_metrics_port=9102, local_workers=3)
+    ports = settings.local_worker_metrics_ports()
 
     assert ports == [9101, 9111, 9121]
     assert settings.projector_metrics_port not in ports
+    assert settings.peer_ready_urls == {
+        "worker": "http://127.0.0.1:9101/metrics",
+        "worker-2": "http://127.0.0.1:9111/metrics",
+        "worker-3": "http://127.0.0.1:9121/metrics",
+        "projector": "http://127.0.0.1:9102/metrics",
+    }
