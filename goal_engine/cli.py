@@ -26,6 +26,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.stream.app import create_app
 
     start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    # Faust creates only the last level of its data directory: on a fresh machine a second
+    # worker's (.local/worker-state/worker-2) failed while the first was creating its parent.
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     # uvloop: the worker's loop (and Faust's consumer thread's) runs a few callbacks per
     # record; uvloop's cost a fraction of asyncio's (faust-streaming supports it).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
