@@ -63,26 +63,6 @@ class ReadCache:
         self._keep(key, snapshot, body)
         return body
 
-    def holds(self, key: Hashable) -> bool:
-        """Whether an answer is kept for ``key`` (at whatever snapshot)."""
-        return key in self._entries
-
-    async def kept(self, pool: asyncpg.Pool, route: str, key: Hashable) -> bytes | None:
-        """The kept answer of ``key`` if the database is as it was read at, else None.
-
-        Counted as a hit when it is one; None counts nothing (the route's own
-        :meth:`answer` then does). Without an answer kept for ``key``, nothing is read.
-        """
-        if not self.holds(key):
-            return None
-        snapshot: str = await pool.fetchval(SNAPSHOT_SQL)
-        kept = self._entries.get(key)
-        if kept is None or kept[0] != snapshot:
-            return None
-        self._entries.move_to_end(key)
-        LOOKUPS.labels(route, "hit").inc()
-        return kept[1]
-
     def _keep(self, key: Hashable, snapshot: str, body: bytes) -> None:
         if len(body) > self.max_bytes:
             return
@@ -95,8 +75,7 @@ class ReadCache:
             self._bytes -= len(dropped)
 
 
-# The keys of the cached routes: one definition for the routes and for the fast path of
-# their hits (fastpath.py), so both always name an answer the same way.
+# The keys of the cached routes (reads.py, for the routes and their fast path: fastpath.py).
 def stats_key(
     tenant: str, workflow_id: str, start: datetime | None, end: datetime | None, interval: str | None
 ) -> Hashable:
