@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from projections.histogram import RELATIVE_ERROR, bin_of, percentiles
+from projections.histogram import RELATIVE_ERROR, bin_of, histogram_percentiles
 
 Interval = Literal["hour", "day", "week"]
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -213,9 +213,12 @@ class _Tally:
     )  # series bucket -> [enrolled, achieved, timed exits, seconds]
     by_type: dict[tuple[datetime | None, str], int] = field(default_factory=lambda: defaultdict(int))
     exit_bins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    # goal type -> bin -> [achievements, their seconds]
-    type_bins: dict[str, dict[int, list[float]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
+    # goal type -> bin -> achievements, and -> their seconds
+    type_counts: dict[str, dict[int, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    type_seconds: dict[str, dict[int, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
 
     def add_rollups(self, rows: Iterable[asyncpg.Record]) -> None:
@@ -232,14 +235,10 @@ class _Tally:
                 case "t":
                     self.by_type[(start, goal_type)] += n1
                 case "h" if bins is not None:
-                    for b, n in zip(bins, counts, strict=True):
-                        self.exit_bins[b] += n
+                    _add(self.exit_bins, bins, counts)
                 case "y":
-                    type_bins = self.type_bins[goal_type]
-                    for b, n, sec in zip(bins, counts, seconds, strict=True):
-                        t = type_bins[b]
-                        t[0] += n
-                        t[1] += sec
+                    _add(self.type_counts[goal_type], bins, counts)
+                    _add(self.type_seconds[goal_type], bins, seconds)
 
     def add_rows(self, rows: Iterable[asyncpg.Record], interval: str | None) -> None:
         for kind, at, goal_type, seconds in rows:
@@ -257,9 +256,20 @@ class _Tally:
                 case "g":
                     self.by_type[(start, goal_type)] += 1
                     if seconds is not None:
-                        t = self.type_bins[goal_type][bin_of(seconds)]
-                        t[0] += 1
-                        t[1] += seconds
+                        b = bin_of(seconds)
+                        self.type_counts[goal_type][b] += 1
+                        self.type_seconds[goal_type][b] += seconds
+
+
+def _add(into: dict[int, Any], bins: list[int], values: list[Any]) -> None:
+    """Add a histogram's arrays to ``into`` (a defaultdict): by C code when it is empty, as it is
+    for every histogram of an all-time or window read (one row each, its bins unique: the
+    tables' keys, GROUP BY bin), bin by bin otherwise."""
+    if not into:
+        into.update(zip(bins, values, strict=True))
+        return
+    for b, v in zip(bins, values, strict=True):
+        into[b] += v
 
 
 def rate(part: int, whole: int) -> float:
@@ -329,13 +339,13 @@ def _answer(workflow_id: str, tally: _Tally, series: list[dict[str, Any]]) -> di
         "goals_achieved": int(achieved),
         "conversion_rate": rate(int(achieved), int(enrolled)),
         "avg_time_to_goal_hours": _hours(seconds, int(timed)),
-        "time_to_goal_hours": _percentiles(list(tally.exit_bins.items())),
+        "time_to_goal_hours": _percentiles(tally.exit_bins),
         "by_goal_type": {
             goal_type: {
                 "achieved": n,
                 "conversion_rate": rate(n, int(enrolled)),
                 **_goal_type_timing(
-                    [(b, int(c), s) for b, (c, s) in tally.type_bins.get(goal_type, {}).items()]
+                    tally.type_counts.get(goal_type, {}), tally.type_seconds.get(goal_type, {})
                 ),
             }
             for goal_type, n in sorted(types.items())
@@ -375,16 +385,16 @@ def _series(tally: _Tally, start: datetime | None, end: datetime, interval: str)
     return out
 
 
-def _goal_type_timing(bins: list[tuple[int, int, float]]) -> dict[str, Any]:
-    """Average and percentiles of one goal type's time to goal, from its (bin, count, seconds)."""
+def _goal_type_timing(counts: dict[int, int], seconds: dict[int, float]) -> dict[str, Any]:
+    """Average and percentiles of one goal type's time to goal, from its bins' counts and seconds."""
     return {
-        "avg_time_to_goal_hours": _hours(sum(s for _, _, s in bins), sum(c for _, c, _ in bins)),
-        "time_to_goal_hours": _percentiles([(b, c) for b, c, _ in bins]),
+        "avg_time_to_goal_hours": _hours(sum(seconds.values()), sum(counts.values())),
+        "time_to_goal_hours": _percentiles(counts),
     }
 
 
-def _percentiles(counts: list[tuple[int, int]]) -> dict[str, Any]:
-    values = zip(PERCENTILES, percentiles(counts, list(PERCENTILES.values())), strict=True)
+def _percentiles(histogram: dict[int, int]) -> dict[str, Any]:
+    values = zip(PERCENTILES, histogram_percentiles(histogram, list(PERCENTILES.values())), strict=True)
     return {
         **{name: round(v / 3600, 4) if v is not None else None for name, v in values},
         "relative_error": round(RELATIVE_ERROR, 4),
