@@ -15,7 +15,7 @@ import asyncpg
 
 from goal_engine.api.cache import LOOKUPS, ReadCache, achievements_key, stats_key, tenant_stats_key
 from goal_engine.api.pagination import encode_cursor
-from goal_engine.api.schemas import AchievementOut, AchievementPage, Stats, TenantStats, WorkflowSummary
+from goal_engine.api.schemas import AchievementPage, Stats, TenantStats
 from goal_engine.configuration.store import NotFound, Unprocessable
 from projections import analytics, queries
 
@@ -61,9 +61,7 @@ async def tenant_stats(pool: asyncpg.Pool, cache: ReadCache, tenant_id: str) -> 
 
     async def read() -> bytes:
         workflows = await analytics.tenant_summary(pool, tenant_id)
-        summary = TenantStats(
-            workflows=[WorkflowSummary.model_validate(w) for w in workflows], total=len(workflows)
-        )
+        summary = TenantStats.model_validate({"workflows": workflows, "total": len(workflows)})  # one call
         return summary.model_dump_json().encode()
 
     return await cache.answer(pool, "tenant-stats", tenant_stats_key(tenant_id), read)
@@ -81,14 +79,13 @@ async def achievements(
 
     async def read() -> bytes:
         # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
-        if not await queries.workflow_known(pool, tenant_id, workflow_id):
-            raise NotFound("workflow not found")
-        rows = await queries.achievements(pool, tenant_id, workflow_id, limit, position)
+        async with pool.acquire() as conn:  # one connection for both: a pool round trip fewer
+            if not await queries.workflow_known(conn, tenant_id, workflow_id):
+                raise NotFound("workflow not found")
+            rows = await queries.achievements(conn, tenant_id, workflow_id, limit, position)
         last = rows[-1] if len(rows) == limit else None
-        page = AchievementPage(
-            achievements=[AchievementOut.model_validate(r) for r in rows],
-            next_cursor=encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None,
-        )
+        cursor = encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None
+        page = AchievementPage.model_validate({"achievements": rows, "next_cursor": cursor})  # one call
         return page.model_dump_json().encode()
 
     key = achievements_key(tenant_id, workflow_id, limit, position)

@@ -7,6 +7,7 @@ with the cache turned off: a kept answer may be served only while it is still th
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from prometheus_client import REGISTRY
 from goal_engine.api.fastpath import FastReads
 from goal_engine.api.main import create_app, create_read_pool
 from goal_engine.core.config import Settings
+from projections import queries
 from tests.integration.helpers import bearer
 from tests.integration.test_analytics import Journey, make_journeys, project
 from tests.tokens import BAD_TOKENS, TEST_SECRET, without_scopes
@@ -218,3 +220,20 @@ async def test_the_read_pool_plans_each_statement_once(database_url: str) -> Non
         assert await read_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
     finally:
         await read_pool.close()
+
+
+async def test_a_page_holds_each_achievement_s_own_documents(pool: asyncpg.Pool) -> None:
+    """queries.achievements parses a page's documents in one go: each row keeps its own."""
+    tenant = f"docs-{uuid.uuid4().hex[:6]}"
+    await project(pool, tenant, "wf", make_journeys(random.Random(17), 30))
+    rows = await pool.fetch(
+        "SELECT id::text, trigger_event::text, metadata::text FROM workflow_goal_achievements "
+        "WHERE tenant_id = $1 ORDER BY achieved_at DESC, id DESC",
+        tenant,
+    )
+    page = await queries.achievements(pool, tenant, "wf", len(rows), None)
+    assert len(rows) > 5 and len({r["trigger_event"] for r in rows}) == len(rows)
+    assert [(a["id"], a["trigger_event"], a["metadata"]) for a in page] == [
+        (r["id"], json.loads(r["trigger_event"]), json.loads(r["metadata"])) for r in rows
+    ]
+    assert await queries.achievements(pool, f"{tenant}-none", "wf", 50, None) == []
