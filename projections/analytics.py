@@ -100,7 +100,8 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
 
 # Every read answers rows of one shape: (kind, start, goal_type, n1, n2, n3, f1, bins, counts,
 # seconds), where kind says what the figures are:
-#   k  n1 = 1 if the tenant has the workflow
+#   k  n1 = 1 if the tenant has the workflow; goal_type the snapshot the statement read at
+#      (pg_current_snapshot(): the read cache keeps the answer under it, cache.py)
 #   a  activity: n1 enrolled, n2 achieved (exits), n3 timed exits, f1 their seconds
 #   t  achievements of goal_type: n1
 #   h  the exits' time-to-goal histogram: counts[i] exits in bin bins[i]
@@ -108,7 +109,7 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
 # and start is the series bucket (NULL without a series). A histogram comes as arrays, one
 # row, not a row per bin: a workflow's histograms have hundreds of bins.
 _KNOWN = """
-SELECT 'k'::text AS kind, NULL::timestamptz AS start, NULL::text AS goal_type,
+SELECT 'k'::text AS kind, NULL::timestamptz AS start, pg_current_snapshot()::text AS goal_type,
        (EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
         OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2))::int::bigint
            AS n1,
@@ -208,6 +209,7 @@ class _Tally:
     """The figures of a window (or all time) as the rows above give them."""
 
     known: bool = False
+    snapshot: str = ""  # what the first statement read at
     activity: dict[datetime | None, list[float]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0.0])
     )  # series bucket -> [enrolled, achieved, timed exits, seconds]
@@ -225,7 +227,7 @@ class _Tally:
         for kind, start, goal_type, n1, n2, n3, f1, bins, counts, seconds in rows:
             match kind:
                 case "k":
-                    self.known = bool(n1)
+                    self.known, self.snapshot = bool(n1), goal_type
                 case "a":
                     a = self.activity[start]
                     a[0] += n1
@@ -292,6 +294,18 @@ async def workflow_stats(
 
     Raises :class:`SeriesTooLong` when the series would exceed MAX_SERIES_BUCKETS.
     """
+    return (await read_workflow_stats(pool, tenant_id, workflow_id, window, now))[0]
+
+
+async def read_workflow_stats(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    workflow_id: str,
+    window: Window = Window(),
+    now: datetime | None = None,
+) -> tuple[dict[str, Any] | None, str]:
+    """:func:`workflow_stats`, and the snapshot text its first statement read at (a window's
+    partial hours are read by a second one, which may see later commits, never earlier)."""
     tally = _Tally()
     start, end = window.start or BEGINNING, window.end or now or datetime.now(UTC)
     check_series(window, end)
@@ -307,9 +321,9 @@ async def workflow_stats(
                 rows = await conn.fetch(PARTIAL_SQL, tenant_id, workflow_id, *partial)
                 tally.add_rows(rows, window.interval)
     if not tally.known:
-        return None
+        return None, tally.snapshot
     series = _series(tally, start if window.start else None, end, window.interval) if window.interval else []
-    return _answer(workflow_id, tally, series)
+    return _answer(workflow_id, tally, series), tally.snapshot
 
 
 def check_series(window: Window, now: datetime) -> None:
@@ -403,10 +417,16 @@ def _percentiles(histogram: dict[int, int]) -> dict[str, Any]:
 
 async def tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> list[dict[str, Any]]:
     """Every workflow of the tenant with its all-time totals, best converting first."""
+    return (await read_tenant_summary(pool, tenant_id))[0]
+
+
+async def read_tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> tuple[list[dict[str, Any]], str]:
+    """:func:`tenant_summary`, and the snapshot text it read at (one row even for no workflow)."""
     rows = await pool.fetch(
         """
-        SELECT workflow_id, total_enrolled, goals_achieved, timed_exits, time_to_goal_seconds
-        FROM workflow_stats WHERE tenant_id = $1
+        SELECT pg_current_snapshot()::text AS snapshot, s.workflow_id, s.total_enrolled,
+               s.goals_achieved, s.timed_exits, s.time_to_goal_seconds
+        FROM (VALUES (1)) AS one LEFT JOIN workflow_stats AS s ON s.tenant_id = $1
         """,
         tenant_id,
     )
@@ -419,5 +439,7 @@ async def tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> list[dict[str, A
             "avg_time_to_goal_hours": _hours(r["time_to_goal_seconds"], r["timed_exits"]),
         }
         for r in rows
+        if r["workflow_id"] is not None
     ]
-    return sorted(workflows, key=lambda w: (-w["conversion_rate"], -w["goals_achieved"], w["workflow_id"]))
+    ordered = sorted(workflows, key=lambda w: (-w["conversion_rate"], -w["goals_achieved"], w["workflow_id"]))
+    return ordered, rows[0]["snapshot"]

@@ -11,15 +11,23 @@ import asyncpg
 
 async def workflow_known(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> bool:
     """Whether the tenant has this workflow: configured through the API, or enrolled into."""
-    known = await db.fetchval(
+    return (await read_workflow_known(db, tenant_id, workflow_id))[0]
+
+
+async def read_workflow_known(
+    db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str
+) -> tuple[bool, str]:
+    """:func:`workflow_known`, and the snapshot text it read at (for the read cache)."""
+    row = await db.fetchrow(
         """
         SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
-            OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2)
+            OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2),
+            pg_current_snapshot()::text
         """,
         tenant_id,
         workflow_id,
     )
-    return bool(known)
+    return bool(row[0]), row[1]
 
 
 async def workflow_publication(pool: asyncpg.Pool, tenant_id: str, workflow_id: str) -> dict[str, Any] | None:

@@ -38,17 +38,17 @@ async def stats(
     except analytics.SeriesTooLong as exc:
         raise Unprocessable([str(exc)]) from None
 
-    async def read() -> bytes:
+    async def read() -> tuple[bytes, str]:
         try:
-            answer = await analytics.workflow_stats(pool, tenant_id, workflow_id, window)
+            answer, snapshot = await analytics.read_workflow_stats(pool, tenant_id, workflow_id, window)
         except analytics.SeriesTooLong as exc:  # without from: the series starts at the first activity
             raise Unprocessable([str(exc)]) from None
         if answer is None:
             raise NotFound("workflow not found")
-        return Stats.model_validate(answer).model_dump_json().encode()
+        return Stats.model_validate(answer).model_dump_json().encode(), snapshot
 
     if not window.all_time and window.end is None:  # up to now: the answer moves with the clock
-        body = await read()
+        body, _ = await read()
         LOOKUPS.labels("stats", "uncached").inc()  # as the cache counts: answers, not refusals
         return body
     # The instants in UTC: one key for every spelling of the same window.
@@ -59,10 +59,10 @@ async def stats(
 async def tenant_stats(pool: asyncpg.Pool, cache: ReadCache, tenant_id: str) -> bytes:
     """Every workflow of the tenant with its all-time conversion, best converting first."""
 
-    async def read() -> bytes:
-        workflows = await analytics.tenant_summary(pool, tenant_id)
+    async def read() -> tuple[bytes, str]:
+        workflows, snapshot = await analytics.read_tenant_summary(pool, tenant_id)
         summary = TenantStats.model_validate({"workflows": workflows, "total": len(workflows)})  # one call
-        return summary.model_dump_json().encode()
+        return summary.model_dump_json().encode(), snapshot
 
     return await cache.answer(pool, "tenant-stats", tenant_stats_key(tenant_id), read)
 
@@ -77,16 +77,17 @@ async def achievements(
 ) -> bytes:
     """A page of the workflow's achievement log, newest first, after ``position``."""
 
-    async def read() -> bytes:
+    async def read() -> tuple[bytes, str]:
         # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
         async with pool.acquire() as conn:  # one connection for both: a pool round trip fewer
-            if not await queries.workflow_known(conn, tenant_id, workflow_id):
+            known, snapshot = await queries.read_workflow_known(conn, tenant_id, workflow_id)
+            if not known:
                 raise NotFound("workflow not found")
             rows = await queries.achievements(conn, tenant_id, workflow_id, limit, position)
         last = rows[-1] if len(rows) == limit else None
         cursor = encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None
         page = AchievementPage.model_validate({"achievements": rows, "next_cursor": cursor})  # one call
-        return page.model_dump_json().encode()
+        return page.model_dump_json().encode(), snapshot
 
     key = achievements_key(tenant_id, workflow_id, limit, position)
     return await cache.answer(pool, "achievements", key, read)

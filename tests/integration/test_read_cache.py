@@ -12,7 +12,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -20,10 +20,11 @@ import pytest
 from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY
 
+from goal_engine.api.cache import ReadCache
 from goal_engine.api.fastpath import FastReads
 from goal_engine.api.main import create_app, create_read_pool
 from goal_engine.core.config import Settings
-from projections import queries
+from projections import analytics, queries
 from tests.integration.helpers import bearer
 from tests.integration.test_analytics import Journey, make_journeys, project
 from tests.tokens import BAD_TOKENS, TEST_SECRET, without_scopes
@@ -237,3 +238,37 @@ async def test_a_page_holds_each_achievement_s_own_documents(pool: asyncpg.Pool)
         (r["id"], json.loads(r["trigger_event"]), json.loads(r["metadata"])) for r in rows
     ]
     assert await queries.achievements(pool, f"{tenant}-none", "wf", 50, None) == []
+
+
+class CountingPool:
+    """The real pool, with the statements run on it counted."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.statements = pool, 0
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self.statements += 1
+        return await self.pool.fetchval(sql, *args)
+
+
+async def test_a_miss_reads_its_snapshot_with_its_rows(pool: asyncpg.Pool) -> None:
+    """cache.py: with nothing kept for a key, the read runs at once and its own snapshot is the
+    key's; only a kept answer costs the snapshot statement that checks it."""
+    tenant = f"snap-{uuid.uuid4().hex[:6]}"
+    await project(pool, tenant, "wf", make_journeys(random.Random(19), 10))
+    cache, counting = ReadCache(1 << 20), CountingPool(pool)
+    reads = []
+
+    async def read() -> tuple[bytes, str]:
+        answer, snapshot = await analytics.read_workflow_stats(pool, tenant, "wf")
+        reads.append(snapshot)
+        return json.dumps(answer).encode(), snapshot
+
+    counted = cast(asyncpg.Pool, counting)
+    first = await cache.answer(counted, "stats", ("t", tenant), read)
+    assert (counting.statements, len(reads)) == (0, 1)
+    assert await cache.answer(counted, "stats", ("t", tenant), read) == first  # kept: checked, not read
+    assert (counting.statements, len(reads)) == (1, 1)
+    await pool.fetchval("SELECT pg_current_xact_id()")  # a transaction commits: a new snapshot
+    assert await cache.answer(counted, "stats", ("t", tenant), read) == first  # same rows, read again
+    assert (counting.statements, len(reads)) == (2, 2) and reads[0] != reads[1]
