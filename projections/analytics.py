@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from projections.histogram import RELATIVE_ERROR, bin_of, percentiles
+from projections.histogram import RELATIVE_ERROR, bin_of, histogram_percentiles
 
 Interval = Literal["hour", "day", "week"]
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -100,7 +100,8 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
 
 # Every read answers rows of one shape: (kind, start, goal_type, n1, n2, n3, f1, bins, counts,
 # seconds), where kind says what the figures are:
-#   k  n1 = 1 if the tenant has the workflow
+#   k  n1 = 1 if the tenant has the workflow; goal_type the snapshot the statement read at
+#      (pg_current_snapshot(): the read cache keeps the answer under it, cache.py)
 #   a  activity: n1 enrolled, n2 achieved (exits), n3 timed exits, f1 their seconds
 #   t  achievements of goal_type: n1
 #   h  the exits' time-to-goal histogram: counts[i] exits in bin bins[i]
@@ -108,7 +109,7 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
 # and start is the series bucket (NULL without a series). A histogram comes as arrays, one
 # row, not a row per bin: a workflow's histograms have hundreds of bins.
 _KNOWN = """
-SELECT 'k'::text AS kind, NULL::timestamptz AS start, NULL::text AS goal_type,
+SELECT 'k'::text AS kind, NULL::timestamptz AS start, pg_current_snapshot()::text AS goal_type,
        (EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
         OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2))::int::bigint
            AS n1,
@@ -208,21 +209,25 @@ class _Tally:
     """The figures of a window (or all time) as the rows above give them."""
 
     known: bool = False
+    snapshot: str = ""  # what the first statement read at
     activity: dict[datetime | None, list[float]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0.0])
     )  # series bucket -> [enrolled, achieved, timed exits, seconds]
     by_type: dict[tuple[datetime | None, str], int] = field(default_factory=lambda: defaultdict(int))
     exit_bins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    # goal type -> bin -> [achievements, their seconds]
-    type_bins: dict[str, dict[int, list[float]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
+    # goal type -> bin -> achievements, and -> their seconds
+    type_counts: dict[str, dict[int, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    type_seconds: dict[str, dict[int, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
 
     def add_rollups(self, rows: Iterable[asyncpg.Record]) -> None:
         for kind, start, goal_type, n1, n2, n3, f1, bins, counts, seconds in rows:
             match kind:
                 case "k":
-                    self.known = bool(n1)
+                    self.known, self.snapshot = bool(n1), goal_type
                 case "a":
                     a = self.activity[start]
                     a[0] += n1
@@ -232,14 +237,10 @@ class _Tally:
                 case "t":
                     self.by_type[(start, goal_type)] += n1
                 case "h" if bins is not None:
-                    for b, n in zip(bins, counts, strict=True):
-                        self.exit_bins[b] += n
+                    _add(self.exit_bins, bins, counts)
                 case "y":
-                    type_bins = self.type_bins[goal_type]
-                    for b, n, sec in zip(bins, counts, seconds, strict=True):
-                        t = type_bins[b]
-                        t[0] += n
-                        t[1] += sec
+                    _add(self.type_counts[goal_type], bins, counts)
+                    _add(self.type_seconds[goal_type], bins, seconds)
 
     def add_rows(self, rows: Iterable[asyncpg.Record], interval: str | None) -> None:
         for kind, at, goal_type, seconds in rows:
@@ -257,9 +258,20 @@ class _Tally:
                 case "g":
                     self.by_type[(start, goal_type)] += 1
                     if seconds is not None:
-                        t = self.type_bins[goal_type][bin_of(seconds)]
-                        t[0] += 1
-                        t[1] += seconds
+                        b = bin_of(seconds)
+                        self.type_counts[goal_type][b] += 1
+                        self.type_seconds[goal_type][b] += seconds
+
+
+def _add(into: dict[int, Any], bins: list[int], values: list[Any]) -> None:
+    """Add a histogram's arrays to ``into`` (a defaultdict): by C code when it is empty, as it is
+    for every histogram of an all-time or window read (one row each, its bins unique: the
+    tables' keys, GROUP BY bin), bin by bin otherwise."""
+    if not into:
+        into.update(zip(bins, values, strict=True))
+        return
+    for b, v in zip(bins, values, strict=True):
+        into[b] += v
 
 
 def rate(part: int, whole: int) -> float:
@@ -282,6 +294,18 @@ async def workflow_stats(
 
     Raises :class:`SeriesTooLong` when the series would exceed MAX_SERIES_BUCKETS.
     """
+    return (await read_workflow_stats(pool, tenant_id, workflow_id, window, now))[0]
+
+
+async def read_workflow_stats(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    workflow_id: str,
+    window: Window = Window(),
+    now: datetime | None = None,
+) -> tuple[dict[str, Any] | None, str]:
+    """:func:`workflow_stats`, and the snapshot text its first statement read at (a window's
+    partial hours are read by a second one, which may see later commits, never earlier)."""
     tally = _Tally()
     start, end = window.start or BEGINNING, window.end or now or datetime.now(UTC)
     check_series(window, end)
@@ -297,9 +321,9 @@ async def workflow_stats(
                 rows = await conn.fetch(PARTIAL_SQL, tenant_id, workflow_id, *partial)
                 tally.add_rows(rows, window.interval)
     if not tally.known:
-        return None
+        return None, tally.snapshot
     series = _series(tally, start if window.start else None, end, window.interval) if window.interval else []
-    return _answer(workflow_id, tally, series)
+    return _answer(workflow_id, tally, series), tally.snapshot
 
 
 def check_series(window: Window, now: datetime) -> None:
@@ -329,13 +353,13 @@ def _answer(workflow_id: str, tally: _Tally, series: list[dict[str, Any]]) -> di
         "goals_achieved": int(achieved),
         "conversion_rate": rate(int(achieved), int(enrolled)),
         "avg_time_to_goal_hours": _hours(seconds, int(timed)),
-        "time_to_goal_hours": _percentiles(list(tally.exit_bins.items())),
+        "time_to_goal_hours": _percentiles(tally.exit_bins),
         "by_goal_type": {
             goal_type: {
                 "achieved": n,
                 "conversion_rate": rate(n, int(enrolled)),
                 **_goal_type_timing(
-                    [(b, int(c), s) for b, (c, s) in tally.type_bins.get(goal_type, {}).items()]
+                    tally.type_counts.get(goal_type, {}), tally.type_seconds.get(goal_type, {})
                 ),
             }
             for goal_type, n in sorted(types.items())
@@ -375,16 +399,16 @@ def _series(tally: _Tally, start: datetime | None, end: datetime, interval: str)
     return out
 
 
-def _goal_type_timing(bins: list[tuple[int, int, float]]) -> dict[str, Any]:
-    """Average and percentiles of one goal type's time to goal, from its (bin, count, seconds)."""
+def _goal_type_timing(counts: dict[int, int], seconds: dict[int, float]) -> dict[str, Any]:
+    """Average and percentiles of one goal type's time to goal, from its bins' counts and seconds."""
     return {
-        "avg_time_to_goal_hours": _hours(sum(s for _, _, s in bins), sum(c for _, c, _ in bins)),
-        "time_to_goal_hours": _percentiles([(b, c) for b, c, _ in bins]),
+        "avg_time_to_goal_hours": _hours(sum(seconds.values()), sum(counts.values())),
+        "time_to_goal_hours": _percentiles(counts),
     }
 
 
-def _percentiles(counts: list[tuple[int, int]]) -> dict[str, Any]:
-    values = zip(PERCENTILES, percentiles(counts, list(PERCENTILES.values())), strict=True)
+def _percentiles(histogram: dict[int, int]) -> dict[str, Any]:
+    values = zip(PERCENTILES, histogram_percentiles(histogram, list(PERCENTILES.values())), strict=True)
     return {
         **{name: round(v / 3600, 4) if v is not None else None for name, v in values},
         "relative_error": round(RELATIVE_ERROR, 4),
@@ -393,10 +417,16 @@ def _percentiles(counts: list[tuple[int, int]]) -> dict[str, Any]:
 
 async def tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> list[dict[str, Any]]:
     """Every workflow of the tenant with its all-time totals, best converting first."""
+    return (await read_tenant_summary(pool, tenant_id))[0]
+
+
+async def read_tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> tuple[list[dict[str, Any]], str]:
+    """:func:`tenant_summary`, and the snapshot text it read at (one row even for no workflow)."""
     rows = await pool.fetch(
         """
-        SELECT workflow_id, total_enrolled, goals_achieved, timed_exits, time_to_goal_seconds
-        FROM workflow_stats WHERE tenant_id = $1
+        SELECT pg_current_snapshot()::text AS snapshot, s.workflow_id, s.total_enrolled,
+               s.goals_achieved, s.timed_exits, s.time_to_goal_seconds
+        FROM (VALUES (1)) AS one LEFT JOIN workflow_stats AS s ON s.tenant_id = $1
         """,
         tenant_id,
     )
@@ -409,5 +439,7 @@ async def tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> list[dict[str, A
             "avg_time_to_goal_hours": _hours(r["time_to_goal_seconds"], r["timed_exits"]),
         }
         for r in rows
+        if r["workflow_id"] is not None
     ]
-    return sorted(workflows, key=lambda w: (-w["conversion_rate"], -w["goals_achieved"], w["workflow_id"]))
+    ordered = sorted(workflows, key=lambda w: (-w["conversion_rate"], -w["goals_achieved"], w["workflow_id"]))
+    return ordered, rows[0]["snapshot"]

@@ -9,7 +9,10 @@ of a duration in that bin: relative error at most 2.2 %.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 
 BINS_PER_DOUBLING = 16
 RELATIVE_ERROR = 2 ** (1 / (2 * BINS_PER_DOUBLING)) - 1
@@ -26,24 +29,28 @@ def bin_value(b: int) -> float:
 
 def percentiles(counts: Iterable[tuple[int, int]], qs: Sequence[float]) -> list[float | None]:
     """The ``qs`` quantiles (0 < q <= 1, nearest rank) of a histogram of (bin, count) pairs, in
-    seconds, in one pass over the sorted bins; None for each when the histogram is empty."""
-    ordered = sorted((b, c) for b, c in counts if c > 0)
-    total = sum(c for _, c in ordered)
-    if not total:
+    seconds; None for each when the histogram is empty."""
+    histogram: dict[int, int] = defaultdict(int)
+    for b, c in counts:
+        if c > 0:
+            histogram[b] += c
+    return histogram_percentiles(histogram, qs)
+
+
+def histogram_percentiles(histogram: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
+    """The ``qs`` quantiles of a histogram of bin -> count (counts >= 0), in seconds.
+
+    A histogram of the stats has hundreds of bins and is read on every request: the
+    bins are sorted and their running totals summed by C code (sorted, accumulate), and
+    each quantile is a bisection of those totals, not a Python loop over the bins.
+    """
+    bins = sorted(histogram)
+    totals = list(accumulate(map(histogram.__getitem__, bins)))
+    total = totals[-1] if totals else 0
+    if total <= 0:
         return [None] * len(qs)
-    ranks = sorted((max(1, math.ceil(q * total)), i) for i, q in enumerate(qs))
-    out: list[float | None] = [bin_value(ordered[-1][0])] * len(qs)
-    pending, seen = iter(ranks), 0
-    rank, i = next(pending)
-    for b, c in ordered:
-        seen += c
-        while seen >= rank:
-            out[i] = bin_value(b)
-            try:
-                rank, i = next(pending)
-            except StopIteration:
-                return out
-    return out
+    # The first bin whose running total reaches the nearest rank (a zero bin never does first).
+    return [bin_value(bins[bisect_left(totals, max(1, math.ceil(q * total)))]) for q in qs]
 
 
 def percentile(counts: Iterable[tuple[int, int]], q: float) -> float | None:

@@ -11,15 +11,23 @@ import asyncpg
 
 async def workflow_known(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> bool:
     """Whether the tenant has this workflow: configured through the API, or enrolled into."""
-    known = await db.fetchval(
+    return (await read_workflow_known(db, tenant_id, workflow_id))[0]
+
+
+async def read_workflow_known(
+    db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str
+) -> tuple[bool, str]:
+    """:func:`workflow_known`, and the snapshot text it read at (for the read cache)."""
+    row = await db.fetchrow(
         """
         SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
-            OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2)
+            OR EXISTS (SELECT 1 FROM workflow_stats WHERE tenant_id = $1 AND workflow_id = $2),
+            pg_current_snapshot()::text
         """,
         tenant_id,
         workflow_id,
     )
-    return bool(known)
+    return bool(row[0]), row[1]
 
 
 async def workflow_publication(pool: asyncpg.Pool, tenant_id: str, workflow_id: str) -> dict[str, Any] | None:
@@ -58,10 +66,14 @@ async def enrollment(pool: asyncpg.Pool, tenant_id: str, enrollment_id: str) -> 
 
 
 async def achievements(
-    pool: asyncpg.Pool, tenant_id: str, workflow_id: str, limit: int, after: tuple[datetime, str] | None
+    db: asyncpg.Pool | asyncpg.Connection,
+    tenant_id: str,
+    workflow_id: str,
+    limit: int,
+    after: tuple[datetime, str] | None,
 ) -> list[dict[str, Any]]:
     """The achievement log, newest first; ``after`` is the (achieved_at, id) of the last row seen."""
-    rows = await pool.fetch(
+    rows = await db.fetch(
         """
         SELECT id, workflow_id, workflow_enrollment_id, contact_id, goal_config_id, goal_type,
                achieved_at, trigger_event, metadata
@@ -77,13 +89,12 @@ async def achievements(
         after[1] if after else None,
         limit,
     )
+    # Every row's two documents in one parse: the same parser, a page's hundred calls fewer.
+    documents = iter(
+        json.loads("[" + ",".join(d for r in rows for d in (r["trigger_event"], r["metadata"])) + "]")
+    )
     return [
-        {
-            **dict(r),
-            "id": str(r["id"]),
-            "trigger_event": json.loads(r["trigger_event"]),
-            "metadata": json.loads(r["metadata"]),
-        }
+        {**dict(r), "id": str(r["id"]), "trigger_event": next(documents), "metadata": next(documents)}
         for r in rows
     ]
 

@@ -8,9 +8,10 @@ reads the same snapshot text as a kept answer therefore sees the database that a
 was computed from, and gets it as bytes: one statement that reads no table, instead of
 the route's reads, its model and its JSON. Any other snapshot is a miss.
 
-An answer is read after its snapshot text, so it is never older than the text it is
-kept under. Answers that depend on the clock (a window whose ``to`` is now) and errors
-are never kept. Keys always hold the caller's tenant.
+An answer is kept under the snapshot text its read's first statement returns with its
+rows (that statement's own snapshot), so it is never older than the text it is kept
+under, and a miss costs no statement more than the read. Answers that depend on the
+clock (a window whose ``to`` is now) and errors are never kept. Keys always hold the caller's tenant.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ LOOKUPS = Counter(
 )
 
 
+#: A route's read: its answer as JSON bytes, and the snapshot text its first statement read at.
+Read = Callable[[], Awaitable[tuple[bytes, str]]]
+
+
 class ReadCache:
     """At most ``max_bytes`` of answers, the least recently used dropped first."""
 
@@ -45,43 +50,27 @@ class ReadCache:
     def enabled(self) -> bool:
         return self.max_bytes > 0
 
-    async def answer(
-        self, pool: asyncpg.Pool, route: str, key: Hashable, read: Callable[[], Awaitable[bytes]]
-    ) -> bytes:
-        """The kept answer of ``key`` if the database is as it was read at, else ``read()``'s."""
+    async def answer(self, pool: asyncpg.Pool, route: str, key: Hashable, read: Read) -> bytes:
+        """The kept answer of ``key`` if the database is as it was read at, else ``read()``'s.
+
+        ``read`` gives the answer and the snapshot text its first statement read at (in
+        the same statement: a miss costs no statement of its own), and the answer is
+        kept under that text. With nothing kept for ``key``, it is read at once.
+        """
         if not self.enabled:
+            body, _ = await read()
             LOOKUPS.labels(route, "uncached").inc()
-            return await read()
-        snapshot: str = await pool.fetchval(SNAPSHOT_SQL)
-        kept = self._entries.get(key)
-        if kept is not None and kept[0] == snapshot:
-            self._entries.move_to_end(key)
-            LOOKUPS.labels(route, "hit").inc()
-            return kept[1]
-        body = await read()  # raises for an error answer: nothing is kept
+            return body
+        if (kept := self._entries.get(key)) is not None:
+            snapshot: str = await pool.fetchval(SNAPSHOT_SQL)
+            if kept[0] == snapshot and key in self._entries:  # not dropped meanwhile
+                self._entries.move_to_end(key)
+                LOOKUPS.labels(route, "hit").inc()
+                return kept[1]
+        body, snapshot = await read()  # raises for an error answer: nothing is kept
         LOOKUPS.labels(route, "miss").inc()
         self._keep(key, snapshot, body)
         return body
-
-    def holds(self, key: Hashable) -> bool:
-        """Whether an answer is kept for ``key`` (at whatever snapshot)."""
-        return key in self._entries
-
-    async def kept(self, pool: asyncpg.Pool, route: str, key: Hashable) -> bytes | None:
-        """The kept answer of ``key`` if the database is as it was read at, else None.
-
-        Counted as a hit when it is one; None counts nothing (the route's own
-        :meth:`answer` then does). Without an answer kept for ``key``, nothing is read.
-        """
-        if not self.holds(key):
-            return None
-        snapshot: str = await pool.fetchval(SNAPSHOT_SQL)
-        kept = self._entries.get(key)
-        if kept is None or kept[0] != snapshot:
-            return None
-        self._entries.move_to_end(key)
-        LOOKUPS.labels(route, "hit").inc()
-        return kept[1]
 
     def _keep(self, key: Hashable, snapshot: str, body: bytes) -> None:
         if len(body) > self.max_bytes:
@@ -95,8 +84,7 @@ class ReadCache:
             self._bytes -= len(dropped)
 
 
-# The keys of the cached routes: one definition for the routes and for the fast path of
-# their hits (fastpath.py), so both always name an answer the same way.
+# The keys of the cached routes (reads.py, for the routes and their fast path: fastpath.py).
 def stats_key(
     tenant: str, workflow_id: str, start: datetime | None, end: datetime | None, interval: str | None
 ) -> Hashable:

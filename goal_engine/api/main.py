@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from goal_engine.api.cache import ReadCache
 from goal_engine.api.deps import reject_unknown_query_parameters
 from goal_engine.api.errors import install_error_handlers
-from goal_engine.api.fastpath import KeptAnswers
+from goal_engine.api.fastpath import FastReads
 from goal_engine.api.middleware import LimitAndMeasure
 from goal_engine.api.routes import analytics, audit, catalog, goal_types, goals, health, workflows
 from goal_engine.api.workers import forget_this_process
@@ -91,6 +91,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.mount("/console", console_app(), name="console")
 
-    app.add_middleware(KeptAnswers, state=app.state)  # inside the metrics: its answers are counted
+    app.add_middleware(FastReads, state=app.state)  # inside the metrics: its answers are counted
     app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     return app

@@ -7,20 +7,24 @@ with the cache turned off: a kept answer may be served only while it is still th
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY
 
 from goal_engine.api.cache import ReadCache
+from goal_engine.api.fastpath import FastReads
 from goal_engine.api.main import create_app, create_read_pool
 from goal_engine.core.config import Settings
+from projections import analytics, queries
 from tests.integration.helpers import bearer
 from tests.integration.test_analytics import Journey, make_journeys, project
 from tests.tokens import BAD_TOKENS, TEST_SECRET, without_scopes
@@ -46,9 +50,13 @@ def lookups(route: str, result: str) -> float:
     return value or 0.0
 
 
-async def client(pool: asyncpg.Pool, cache_mib: int) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    pool: asyncpg.Pool, cache_mib: int, fast_path: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(jwt_secret=TEST_SECRET, log_format="text", api_read_cache_mib=cache_mib)
     app = create_app(settings)
+    if not fast_path:  # before the first request builds the middleware stack
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not FastReads]
     app.state.settings, app.state.pool, app.state.read_pool = settings, pool, pool
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as http:
         yield http
@@ -126,43 +134,46 @@ async def test_a_window_up_to_now_is_never_kept(pool: asyncpg.Pool, cached: http
     assert lookups("stats", "uncached") == uncounted + 2 and lookups("stats", "hit") == hits
 
 
-async def test_a_kept_answer_is_sent_before_the_route_as_the_route_sends_it(
+@pytest.fixture
+async def routed(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """The app without its fast path (fastpath.py) nor a cache: every request through FastAPI's route."""
+    async for http in client(pool, cache_mib=0, fast_path=False):
+        yield http
+
+
+async def test_plain_reads_skip_fastapi_with_the_route_s_bytes_and_headers(
     pool: asyncpg.Pool,
     cached: httpx.AsyncClient,
-    uncached: httpx.AsyncClient,
+    routed: httpx.AsyncClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """fastpath.py: a hit of a plain request never enters FastAPI's routing; same bytes, same headers."""
+    """fastpath.py: a plain request of a cached route, kept or read, never enters FastAPI's routing."""
     tenant = f"fast-{uuid.uuid4().hex[:6]}"
     auth = token(tenant)
     await project(pool, tenant, "wf", make_journeys(random.Random(11), 20))
-    routed = []
-    answer = ReadCache.answer
+    handled = []
+    handle = APIRoute.handle
 
-    async def counted(self: ReadCache, *args: Any) -> bytes:
-        routed.append(args[1])
-        return await answer(self, *args)
+    async def counted(self: APIRoute, *args: Any) -> None:
+        handled.append(self.path)
+        await handle(self, *args)
 
-    monkeypatch.setattr(ReadCache, "answer", counted)
-    plain = [(route, path, params) for route, path, params in READS if route != "stats" or not params]
-    for route, path, params in plain:
-        first = await cached.get(path, params=params, headers=auth)
-        hits = lookups(route, "hit")
-        again = await cached.get(path, params=params, headers=auth)
-        assert again.status_code == first.status_code == 200
-        assert (
-            again.content == first.content == (await uncached.get(path, params=params, headers=auth)).content
-        )
-        assert again.headers.items() == first.headers.items()
-        assert lookups(route, "hit") == hits + 1
-    # Through the route: each first request and each uncached one, never a kept answer's.
-    assert routed == [route for route, _, _ in plain for _ in ("first", "uncached")]
+    monkeypatch.setattr(APIRoute, "handle", counted)
+    for _, path, params in READS:
+        want = await routed.get(path, params=params, headers=auth)
+        assert len(handled) == 1
+        read, kept = [await cached.get(path, params=params, headers=auth) for _ in ("miss", "hit")]
+        assert read.status_code == kept.status_code == want.status_code == 200
+        assert read.content == kept.content == want.content
+        assert read.headers.items() == kept.headers.items() == want.headers.items()
+        assert handled.pop() and not handled, f"{path} {params} went through the route"
 
 
-async def test_with_an_answer_kept_every_refusal_is_still_the_route_s(
-    pool: asyncpg.Pool, cached: httpx.AsyncClient, uncached: httpx.AsyncClient
+async def test_every_refusal_is_still_the_route_s(
+    pool: asyncpg.Pool, cached: httpx.AsyncClient, routed: httpx.AsyncClient
 ) -> None:
-    """Bad tokens, a missing scope, odd queries: the same status and body as with no cache at all."""
+    """Bad tokens, a missing scope, odd queries, unknown workflows, answers kept or not: the
+    same status and body as the route's with no fast path and no cache."""
     workflow = f"wf-{uuid.uuid4().hex[:6]}"
     await project(pool, "victim", workflow, make_journeys(random.Random(13), 10))
     good = token("victim")
@@ -184,13 +195,23 @@ async def test_with_an_answer_kept_every_refusal_is_still_the_route_s(
     headers += [{"Authorization": good["Authorization"] + " x"}, token("victim-not")]
     requests = [(path, h) for path in paths.values() for h in headers]
     achievements = paths["achievements"].split("?")[0]
-    odd = ["?limit=50&limit=50", "?limit=050", "?limit=0", "?limit=501", "?limit=50&x=1", "?limit=5%30", "/"]
+    odd = ["?limit=50&limit=50", "?limit=050", "?limit=0", "?limit=501", "?limit=500", "?limit=50&x=1"]
+    odd += ["?limit=5%30", "?limit=1000", "/"]
     requests += [(achievements + q, good) for q in odd]
-    requests += [(paths["stats"] + q, good) for q in ("?intervall=day", "?from=", "/")]
+    window = "?from=2026-10-02T00:00:00Z&to=2026-10-09T00:00:00%2B00:00"
+    odd = ["?intervall=day", "?from=", "/", window, window + "&interval=day", window + "&interval=days"]
+    odd += [window + "&interval=day&interval=day", window + "&from=2026-10-03T00:00:00Z", "?to=2026-10-02"]
+    odd += ["?from=2026-10-09T00:00:00Z&to=2026-10-09T00:00:00Z", "?from=1&interval=hour", "?interval=hour"]
+    odd += ["?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=hour", "?from=2026-10-02T00:00Z"]
+    requests += [(paths["stats"] + q, good) for q in odd]
     requests += [(paths["tenant-stats"] + q, good) for q in ("?x=1", "/")]
+    for other in ("wf-none", "wf%01x", "x" * 201):  # unknown to the tenant, or not an id
+        requests += [(f"/api/v1/workflows/{other}/goals/{what}", good) for what in ("stats", "achievements")]
+        requests += [(f"/api/v1/workflows/{other}/goals/stats{window}&interval=day", good)]
     for path, h in requests:
-        got, want = await cached.get(path, headers=h), await uncached.get(path, headers=h)
-        assert (got.status_code, got.content) == (want.status_code, want.content), (path, h)
+        for _ in ("first", "again"):  # the second time with whatever the first kept
+            got, want = await cached.get(path, headers=h), await routed.get(path, headers=h)
+            assert (got.status_code, got.content) == (want.status_code, want.content), (path, h)
 
 
 async def test_the_read_pool_plans_each_statement_once(database_url: str) -> None:
@@ -200,3 +221,54 @@ async def test_the_read_pool_plans_each_statement_once(database_url: str) -> Non
         assert await read_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
     finally:
         await read_pool.close()
+
+
+async def test_a_page_holds_each_achievement_s_own_documents(pool: asyncpg.Pool) -> None:
+    """queries.achievements parses a page's documents in one go: each row keeps its own."""
+    tenant = f"docs-{uuid.uuid4().hex[:6]}"
+    await project(pool, tenant, "wf", make_journeys(random.Random(17), 30))
+    rows = await pool.fetch(
+        "SELECT id::text, trigger_event::text, metadata::text FROM workflow_goal_achievements "
+        "WHERE tenant_id = $1 ORDER BY achieved_at DESC, id DESC",
+        tenant,
+    )
+    page = await queries.achievements(pool, tenant, "wf", len(rows), None)
+    assert len(rows) > 5 and len({r["trigger_event"] for r in rows}) == len(rows)
+    assert [(a["id"], a["trigger_event"], a["metadata"]) for a in page] == [
+        (r["id"], json.loads(r["trigger_event"]), json.loads(r["metadata"])) for r in rows
+    ]
+    assert await queries.achievements(pool, f"{tenant}-none", "wf", 50, None) == []
+
+
+class CountingPool:
+    """The real pool, with the statements run on it counted."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.statements = pool, 0
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self.statements += 1
+        return await self.pool.fetchval(sql, *args)
+
+
+async def test_a_miss_reads_its_snapshot_with_its_rows(pool: asyncpg.Pool) -> None:
+    """cache.py: with nothing kept for a key, the read runs at once and its own snapshot is the
+    key's; only a kept answer costs the snapshot statement that checks it."""
+    tenant = f"snap-{uuid.uuid4().hex[:6]}"
+    await project(pool, tenant, "wf", make_journeys(random.Random(19), 10))
+    cache, counting = ReadCache(1 << 20), CountingPool(pool)
+    reads = []
+
+    async def read() -> tuple[bytes, str]:
+        answer, snapshot = await analytics.read_workflow_stats(pool, tenant, "wf")
+        reads.append(snapshot)
+        return json.dumps(answer).encode(), snapshot
+
+    counted = cast(asyncpg.Pool, counting)
+    first = await cache.answer(counted, "stats", ("t", tenant), read)
+    assert (counting.statements, len(reads)) == (0, 1)
+    assert await cache.answer(counted, "stats", ("t", tenant), read) == first  # kept: checked, not read
+    assert (counting.statements, len(reads)) == (1, 1)
+    await pool.fetchval("SELECT pg_current_xact_id()")  # a transaction commits: a new snapshot
+    assert await cache.answer(counted, "stats", ("t", tenant), read) == first  # same rows, read again
+    assert (counting.statements, len(reads)) == (2, 2) and reads[0] != reads[1]

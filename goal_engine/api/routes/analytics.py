@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BeforeValidator
 
-from goal_engine.api.cache import LOOKUPS, json_response, stats_key, tenant_stats_key
+from goal_engine.api import reads
+from goal_engine.api.cache import json_response
 from goal_engine.api.deps import ReadCacheDep, Reader, ReadPoolDep, WorkflowId
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
-from goal_engine.api.schemas import Stats, TenantStats, WorkflowSummary
-from goal_engine.configuration.store import NotFound, Unprocessable
+from goal_engine.api.schemas import Stats, TenantStats
 from projections import analytics
 
 router = APIRouter(tags=["analytics"], responses=ERROR_RESPONSES)
@@ -81,44 +80,10 @@ async def goal_stats(
     interval: Interval = None,
 ) -> Response:
     """The spec's stats, all-time or over [from, to), with a series when ``interval`` is given."""
-    if from_ is not None and to is not None and from_ >= to:
-        raise Unprocessable(["from must be before to"])
-    window = analytics.Window(from_, to, interval)
-    try:
-        analytics.check_series(window, datetime.now(UTC))  # a 422 before any read
-    except analytics.SeriesTooLong as exc:
-        raise Unprocessable([str(exc)]) from None
-
-    async def read() -> bytes:
-        try:
-            stats = await analytics.workflow_stats(pool, who.tenant_id, workflow_id, window)
-        except analytics.SeriesTooLong as exc:  # without from: the series starts at the first activity
-            raise Unprocessable([str(exc)]) from None
-        if stats is None:
-            raise NotFound("workflow not found")
-        return Stats.model_validate(stats).model_dump_json().encode()
-
-    if not window.all_time and window.end is None:  # up to now: the answer moves with the clock
-        LOOKUPS.labels("stats", "uncached").inc()
-        return json_response(await read())
-    # The instants in UTC: one key for every spelling of the same window.
-    key = stats_key(who.tenant_id, workflow_id, _utc(from_), _utc(to), interval)
-    return json_response(await cache.answer(pool, "stats", key, read))
+    return json_response(await reads.stats(pool, cache, who.tenant_id, workflow_id, from_, to, interval))
 
 
 @router.get("/goals/stats", response_model=TenantStats)
 async def tenant_stats(pool: ReadPoolDep, cache: ReadCacheDep, who: Reader) -> Response:
     """Every workflow of the tenant with its all-time conversion, best converting first."""
-
-    async def read() -> bytes:
-        workflows = await analytics.tenant_summary(pool, who.tenant_id)
-        summary = TenantStats(
-            workflows=[WorkflowSummary.model_validate(w) for w in workflows], total=len(workflows)
-        )
-        return summary.model_dump_json().encode()
-
-    return json_response(await cache.answer(pool, "tenant-stats", tenant_stats_key(who.tenant_id), read))
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    return t.astimezone(UTC) if t is not None else None
+    return json_response(await reads.tenant_stats(pool, cache, who.tenant_id))

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from goal_engine.api.cache import achievements_key, json_response
+from goal_engine.api import reads
+from goal_engine.api.cache import json_response
 from goal_engine.api.deps import (
     EnrollmentId,
     PoolDep,
@@ -21,9 +22,8 @@ from goal_engine.api.deps import (
     actor,
 )
 from goal_engine.api.errors import ERROR_RESPONSES, NOT_FOUND
-from goal_engine.api.pagination import Cursor, Limit, decode_cursor, encode_cursor
+from goal_engine.api.pagination import Cursor, Limit, decode_cursor
 from goal_engine.api.schemas import (
-    AchievementOut,
     AchievementPage,
     EnrollmentOut,
     WorkflowPage,
@@ -92,21 +92,7 @@ async def goal_achievements(
         position = (datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))) if after else None
     except (ValueError, IndexError, TypeError):
         raise Unprocessable(["cursor: not a cursor this API returned"]) from None
-
-    async def read() -> bytes:
-        # Another tenant's workflow (or none) is a 404, as for its stats, not an empty log.
-        if not await queries.workflow_known(pool, who.tenant_id, workflow_id):
-            raise NotFound("workflow not found")
-        rows = await queries.achievements(pool, who.tenant_id, workflow_id, limit, position)
-        last = rows[-1] if len(rows) == limit else None
-        page = AchievementPage(
-            achievements=[AchievementOut.model_validate(r) for r in rows],
-            next_cursor=encode_cursor(last["achieved_at"].isoformat(), last["id"]) if last else None,
-        )
-        return page.model_dump_json().encode()
-
-    key = achievements_key(who.tenant_id, workflow_id, limit, position)
-    return json_response(await cache.answer(pool, "achievements", key, read))
+    return json_response(await reads.achievements(pool, cache, who.tenant_id, workflow_id, limit, position))
 
 
 @router.get("/enrollments/{enrollment_id}", response_model=EnrollmentOut)
