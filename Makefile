@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-# make run: how many stream worker processes (one consumer group). Two: a 20,000-contact bulk
-# tag exits everyone in ~9 s on a 2-core machine, against ~15 s with one (README, "Sizing").
-WORKERS ?= 2
+# make run: how many stream worker processes (one consumer group). One: on a 2-core machine that
+# also runs Kafka and PostgreSQL a second worker costs more CPU than it frees (README, "Sizing").
+WORKERS ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-browser run test test-unit test-fast test-integration test-browser lint format schemas deploy-check monitor bench bench-steps bench-api bench-projector images up down chaos clean
@@ -32,7 +32,7 @@ install-browser:  ## Debian's chromium for the console's browser tests (apt-get,
 	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
 	        --no-install-recommends chromium >/dev/null; }
 
-run: install  ## start Kafka, PostgreSQL, worker x2 (WORKERS=N), projector and API on 127.0.0.1:8000 (Ctrl-C stops all)
+run: install  ## start Kafka, PostgreSQL, worker(s) (WORKERS=N), projector and API on 127.0.0.1:8000 (Ctrl-C stops all)
 	$(VENV)/bin/goal-engine dev --workers $(WORKERS)
 
 test: install install-browser  ## every tier: the fast ones first (a quick failure), then integration and browser
