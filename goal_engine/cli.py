@@ -252,6 +252,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_workers(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--workers", type=_positive, default=1, metavar="N", help=f"{what} (default: %(default)s)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="goal-engine",
@@ -298,23 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     projections.add_argument(
         "--database-url", help="rebuild into this database instead (it can run beside the live projector)"
     )
-    parsers["api"].add_argument(
-        "--workers",
-        type=_positive,
-        default=1,
-        metavar="N",
-        help="API processes serving the port, each on its own core; /metrics on any of them shows "
+    _add_workers(
+        parsers["api"],
+        "API processes serving the port, each on its own core; /metrics on any of them shows "
         "the totals of all (Prometheus multiprocess mode, PROMETHEUS_MULTIPROC_DIR: emptied at "
-        "start, a temporary directory when unset) (default: %(default)s)",
+        "start, a temporary directory when unset)",
     )
-    parsers["dev"].add_argument(
-        "--workers",
-        type=_positive,
-        default=1,
-        metavar="N",
-        help="stream worker processes, one consumer group: Kafka shares the partitions among them "
-        "(metrics: worker 1 on GOAL_ENGINE_WORKER_METRICS_PORT, 9101, worker n 10 ports further per n) "
-        "(default: %(default)s)",
+    _add_workers(
+        parsers["dev"],
+        "stream worker processes, one consumer group: Kafka shares the partitions among them "
+        "(metrics: worker 1 on GOAL_ENGINE_WORKER_METRICS_PORT, 9101, worker n 10 ports further per n)",
     )
     parsers["schemas"].add_argument("--check", action="store_true", help="only check; exit 1 on drift")
     parsers["topics"].add_argument(
