@@ -27,7 +27,7 @@ def murmur2(key: bytes) -> int:
 
 def home_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a record with ``key``."""
-    return (murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % partitions
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def default_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
