@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
+from schemathesis.generation.meta import ParameterLocation
 
 from goal_engine.core.config import Settings
 from tests.integration.helpers import bearer
@@ -25,6 +26,12 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case: schemathesis.Case, stack: Settings) -> None:
     excluded = [positive_data_acceptance] if _rejects_by_rule(case) else []
+    if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
+        # The call replaces the headers with a valid token, so a case made invalid in its
+        # headers (no Authorization) is valid when sent: its 200 is right. (Seen: a case
+        # also "invalid" by a query parameter the transport did not send answered 200.)
+        # Missing and bad tokens are tests/integration/test_auth_matrix.py's matter.
+        excluded.append(negative_data_rejection)
     case.call_and_validate(headers=bearer(stack, "fuzz-tenant"), excluded_checks=excluded)
 
 
