@@ -415,13 +415,9 @@ def _percentiles(histogram: dict[int, int]) -> dict[str, Any]:
     }
 
 
-async def tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> list[dict[str, Any]]:
-    """Every workflow of the tenant with its all-time totals, best converting first."""
-    return (await read_tenant_summary(pool, tenant_id))[0]
-
-
 async def read_tenant_summary(pool: asyncpg.Pool, tenant_id: str) -> tuple[list[dict[str, Any]], str]:
-    """:func:`tenant_summary`, and the snapshot text it read at (one row even for no workflow)."""
+    """Every workflow of the tenant with its all-time totals, best converting first, and the
+    snapshot text it read at (one row even for no workflow)."""
     rows = await pool.fetch(
         """
         SELECT pg_current_snapshot()::text AS snapshot, s.workflow_id, s.total_enrolled,

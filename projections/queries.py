@@ -9,15 +9,11 @@ from typing import Any
 import asyncpg
 
 
-async def workflow_known(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> bool:
-    """Whether the tenant has this workflow: configured through the API, or enrolled into."""
-    return (await read_workflow_known(db, tenant_id, workflow_id))[0]
-
-
 async def read_workflow_known(
     db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str
 ) -> tuple[bool, str]:
-    """:func:`workflow_known`, and the snapshot text it read at (for the read cache)."""
+    """Whether the tenant has this workflow (configured through the API, or enrolled into),
+    and the snapshot text it read at (for the read cache)."""
     row = await db.fetchrow(
         """
         SELECT EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
