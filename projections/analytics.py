@@ -136,12 +136,19 @@ FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id =
 """
 
 
-def _in_window(hourly: str, daily: str, columns: str) -> str:
-    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9)."""
-    where = "tenant_id = $1 AND workflow_id = $2 AND bucket >= ${} AND bucket < ${}"
-    select = f"SELECT bucket, {columns} FROM {{}} WHERE {where}"
+_WHERE = "tenant_id = $1 AND workflow_id = $2 AND bucket >= ${} AND bucket < ${}"
+
+
+def _in_window(hourly: str, daily: str, columns: str, days: str | None = None) -> str:
+    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9).
+
+    ``days``: the daily rows' select list, when they are not the hourly rows' ``columns``
+    (a daily histogram keeps a day's bins in arrays, migration 0009: unnested here).
+    """
+    select = f"SELECT bucket, {columns} FROM {{}} WHERE {_WHERE}"
+    daily_rows = select.format(daily, 4, 5) if days is None else f"SELECT {days} WHERE {_WHERE.format(4, 5)}"
     return f"""(
-    {select.format(daily, 4, 5)}
+    {daily_rows}
     UNION ALL {select.format(hourly, 6, 7)}
     UNION ALL {select.format(hourly, 8, 9)}
 ) AS r"""
@@ -169,7 +176,13 @@ UNION ALL
 SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
     SELECT bin, sum(exits)::bigint AS n
     FROM {
-    _in_window("workflow_time_to_goal_histogram", "workflow_time_to_goal_histogram_daily", "bin, exits")
+    _in_window(
+        "workflow_time_to_goal_histogram",
+        "workflow_time_to_goal_histogram_daily",
+        "bin, exits",
+        days="d.bucket, u.bin, u.exits FROM workflow_time_to_goal_histogram_daily AS d,"
+        " unnest(d.bins, d.exits) AS u(bin, exits)",
+    )
 }
     GROUP BY bin
 ) AS b
@@ -181,6 +194,9 @@ SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_
         "workflow_goal_type_time_to_goal_histogram",
         "workflow_goal_type_time_to_goal_histogram_daily",
         "goal_type, bin, achievements, seconds",
+        days="d.bucket, d.goal_type, u.bin, u.achievements, u.seconds"
+        " FROM workflow_goal_type_time_to_goal_histogram_daily AS d,"
+        " unnest(d.bins, d.achievements, d.seconds) AS u(bin, achievements, seconds)",
     )
 }
     GROUP BY 1, 2

@@ -147,6 +147,39 @@ class _Rollup:
         )"""
 
 
+@dataclass(frozen=True)
+class _BinArrays(_Rollup):
+    """A histogram rollup kept as one row per key: ``bins`` (sorted, unique) and, for each
+    figure, an array of the bins' figures in the same order (migration 0009). A batch's bins
+    are summed per key and bin, then added to the row's with histogram_bins/histogram_add."""
+
+    timed: bool = True
+
+    def cte(self, name: str, rows: str) -> str:
+        keys = [column for column, _ in self.keys]
+        figures = [column for column, _ in self.figures]
+        positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
+        per_bin = ", ".join(
+            [*(f"{expression} AS {column}" for column, expression in self.keys), "bin"]
+            + [f"{aggregate} AS {column}" for column, aggregate in self.figures]
+        )
+        added = ", ".join(
+            f"{column} = histogram_add(r.bins, r.{column}, EXCLUDED.bins, EXCLUDED.{column})"
+            for column in figures
+        )
+        return f"""{name} AS (
+            INSERT INTO {self.table} AS r ({", ".join(keys)}, bins, {", ".join(figures)})
+            SELECT {", ".join(keys)}, array_agg(bin ORDER BY bin),
+                   {", ".join(f"array_agg({column} ORDER BY bin)" for column in figures)}
+            FROM (
+                SELECT {per_bin} FROM {rows} WHERE s IS NOT NULL GROUP BY {positions}, bin
+            ) AS per_bin
+            GROUP BY {positions} ORDER BY {positions}
+            ON CONFLICT ({", ".join(keys)}) DO UPDATE
+                SET bins = histogram_bins(r.bins, EXCLUDED.bins), {added}
+        )"""
+
+
 def _rollups(rows: str, rollups: Sequence[_Rollup]) -> str:
     return ",\n".join(rollup.cte(f"rollup_{i}", rows) for i, rollup in enumerate(rollups))
 
@@ -212,18 +245,19 @@ async def _times_to_goal(conn: asyncpg.Connection, new: list[tuple[str, GoalAchi
     return times
 
 
+_TYPE_BIN_FIGURES = (("achievements", "count(*)"), ("seconds", "sum(s)"))
 _GOAL_TYPE_ROLLUPS = (
     _Rollup("workflow_goal_type_stats", (_T, _WF, _GT), (("achieved", "count(*)"),)),
     _Rollup("workflow_goal_type_hourly", (_T, _WF, _GT, _HOUR), (("achieved", "count(*)"),)),
     _Rollup("workflow_goal_type_daily", (_T, _WF, _DAY, _GT), (("achieved", "count(*)"),)),
     *(
-        _Rollup(table, keys, (("achievements", "count(*)"), ("seconds", "sum(s)")), timed=True)
+        _Rollup(table, keys, _TYPE_BIN_FIGURES, timed=True)
         for table, keys in (
             ("workflow_goal_type_time_to_goal_bins", (_T, _WF, _GT, _BIN)),
             ("workflow_goal_type_time_to_goal_histogram", (_T, _WF, _GT, _HOUR, _BIN)),
-            ("workflow_goal_type_time_to_goal_histogram_daily", (_T, _WF, _DAY, _GT, _BIN)),
         )
     ),
+    _BinArrays("workflow_goal_type_time_to_goal_histogram_daily", (_T, _WF, _DAY, _GT), _TYPE_BIN_FIGURES),
 )
 # The candidates, first of their id in the batch; ``fresh`` the ones whose id is new (in the
 # batch's order); an unknown time to goal (s NULL) is counted as achieved, not timed. The
@@ -318,18 +352,19 @@ def _exit_figures(exits: str) -> tuple[tuple[str, str], ...]:
     return ((exits, "count(*)"), ("timed_exits", "count(s)"), ("time_to_goal_seconds", "coalesce(sum(s), 0)"))
 
 
+_EXIT_BIN_FIGURES = (("exits", "count(*)"),)
 _EXIT_ROLLUPS = (
     _Rollup("workflow_stats", (_T, _WF), _exit_figures("goals_achieved")),
     _Rollup("workflow_activity_hourly", (_T, _WF, _HOUR), _exit_figures("achieved")),
     _Rollup("workflow_activity_daily", (_T, _WF, _DAY), _exit_figures("achieved")),
     *(
-        _Rollup(table, keys, (("exits", "count(*)"),), timed=True)
+        _Rollup(table, keys, _EXIT_BIN_FIGURES, timed=True)
         for table, keys in (
             ("workflow_time_to_goal_bins", (_T, _WF, _BIN)),
             ("workflow_time_to_goal_histogram", (_T, _WF, _HOUR, _BIN)),
-            ("workflow_time_to_goal_histogram_daily", (_T, _WF, _DAY, _BIN)),
         )
     ),
+    _BinArrays("workflow_time_to_goal_histogram_daily", (_T, _WF, _DAY), _EXIT_BIN_FIGURES),
 )
 _EXITED = f"""
 WITH x AS (

@@ -6,8 +6,8 @@ import re
 
 from alembic import op
 
-# Our DDL has no semicolons inside statements (no function bodies), so a statement
-# ends at a semicolon that ends a line.
+# Our DDL has no semicolons inside statements (a function body is one SQL statement
+# without its semicolon), so a statement ends at a semicolon that ends a line.
 _STATEMENT_END = re.compile(r";\s*$", re.MULTILINE)
 
 

@@ -47,9 +47,9 @@ COMPARED = {
     "workflow_activity_daily": ("tenant_id", "workflow_id", "bucket", "enrolled", "achieved", "timed_exits",
                                 "time_to_goal_seconds"),
     "workflow_goal_type_daily": ("tenant_id", "workflow_id", "goal_type", "bucket", "achieved"),
-    "workflow_time_to_goal_histogram_daily": ("tenant_id", "workflow_id", "bucket", "bin", "exits"),
-    "workflow_goal_type_time_to_goal_histogram_daily": ("tenant_id", "workflow_id", "goal_type", "bucket",
-                                                        "bin", "achievements", "seconds"),
+    "workflow_time_to_goal_histogram_daily": ("tenant_id", "workflow_id", "bucket", "bins", "exits"),
+    "workflow_goal_type_time_to_goal_histogram_daily": ("tenant_id", "workflow_id", "bucket", "goal_type",
+                                                        "bins", "achievements", "seconds"),
     "published_workflow_configs": ("tenant_id", "workflow_id", "version", "status", "logic", "activated_at",
                                    "goals", "published_at", "event_id", "event_type"),
 }  # fmt: skip

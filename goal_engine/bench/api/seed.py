@@ -304,17 +304,28 @@ AGGREGATES: dict[str, str] = {
         SELECT tenant_id, workflow_id, goal_type, date_trunc('day', bucket, 'UTC'), sum(achieved)
         FROM workflow_goal_type_hourly GROUP BY 1, 2, 3, 4
     """,
+    # A day's bins in arrays, sorted (migration 0009).
     "workflow_time_to_goal_histogram_daily": """
-        INSERT INTO workflow_time_to_goal_histogram_daily
-        SELECT tenant_id, workflow_id, date_trunc('day', bucket, 'UTC'), bin, sum(exits)
-        FROM workflow_time_to_goal_histogram GROUP BY 1, 2, 3, 4
+        INSERT INTO workflow_time_to_goal_histogram_daily (tenant_id, workflow_id, bucket, bins, exits)
+        SELECT tenant_id, workflow_id, day, array_agg(bin ORDER BY bin), array_agg(exits ORDER BY bin)
+        FROM (
+            SELECT tenant_id, workflow_id, date_trunc('day', bucket, 'UTC') AS day, bin,
+                   sum(exits)::bigint AS exits
+            FROM workflow_time_to_goal_histogram GROUP BY 1, 2, 3, 4
+        ) AS per_bin
+        GROUP BY 1, 2, 3
     """,
     "workflow_goal_type_time_to_goal_histogram_daily": """
         INSERT INTO workflow_goal_type_time_to_goal_histogram_daily
-            (tenant_id, workflow_id, goal_type, bucket, bin, achievements, seconds)
-        SELECT tenant_id, workflow_id, goal_type, date_trunc('day', bucket, 'UTC'), bin, sum(achievements),
-               sum(seconds)
-        FROM workflow_goal_type_time_to_goal_histogram GROUP BY 1, 2, 3, 4, 5
+            (tenant_id, workflow_id, bucket, goal_type, bins, achievements, seconds)
+        SELECT tenant_id, workflow_id, day, goal_type, array_agg(bin ORDER BY bin),
+               array_agg(achievements ORDER BY bin), array_agg(seconds ORDER BY bin)
+        FROM (
+            SELECT tenant_id, workflow_id, date_trunc('day', bucket, 'UTC') AS day, goal_type, bin,
+                   sum(achievements)::bigint AS achievements, sum(seconds) AS seconds
+            FROM workflow_goal_type_time_to_goal_histogram GROUP BY 1, 2, 3, 4, 5
+        ) AS per_bin
+        GROUP BY 1, 2, 3, 4
     """,
 }
 
