@@ -79,12 +79,9 @@ ANALYZE workflow_time_to_goal_histogram_daily, workflow_goal_type_time_to_goal_h
 """
 
 DOWNGRADE = """
+-- As 0007 created them: the hourly tables' columns, the day's bucket before the bin.
 CREATE TABLE workflow_time_to_goal_rows (
-    tenant_id    TEXT NOT NULL,
-    workflow_id  TEXT NOT NULL,
-    bucket       TIMESTAMPTZ NOT NULL,
-    bin          INT NOT NULL,
-    exits        BIGINT NOT NULL DEFAULT 0,
+    LIKE workflow_time_to_goal_histogram INCLUDING DEFAULTS,
     PRIMARY KEY (tenant_id, workflow_id, bucket, bin) INCLUDE (exits)
 );
 INSERT INTO workflow_time_to_goal_rows
@@ -95,13 +92,7 @@ ALTER TABLE workflow_time_to_goal_rows RENAME TO workflow_time_to_goal_histogram
 ALTER INDEX workflow_time_to_goal_rows_pkey RENAME TO workflow_time_to_goal_histogram_daily_pkey;
 
 CREATE TABLE workflow_goal_type_time_to_goal_rows (
-    tenant_id    TEXT NOT NULL,
-    workflow_id  TEXT NOT NULL,
-    goal_type    VARCHAR(50) NOT NULL,
-    bucket       TIMESTAMPTZ NOT NULL,
-    bin          INT NOT NULL,
-    achievements BIGINT NOT NULL DEFAULT 0,
-    seconds      DOUBLE PRECISION NOT NULL DEFAULT 0,
+    LIKE workflow_goal_type_time_to_goal_histogram INCLUDING DEFAULTS,
     PRIMARY KEY (tenant_id, workflow_id, bucket, goal_type, bin) INCLUDE (achievements, seconds)
 );
 INSERT INTO workflow_goal_type_time_to_goal_rows
