@@ -136,22 +136,23 @@ FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id =
 """
 
 
-_WHERE = "tenant_id = $1 AND workflow_id = $2 AND bucket >= ${} AND bucket < ${}"
-
-
-def _in_window(hourly: str, daily: str, columns: str, days: str | None = None) -> str:
-    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9).
-
-    ``days``: the daily rows' select list, when they are not the hourly rows' ``columns``
-    (a daily histogram keeps a day's bins in arrays, migration 0009: unnested here).
-    """
-    select = f"SELECT bucket, {columns} FROM {{}} WHERE {_WHERE}"
-    daily_rows = select.format(daily, 4, 5) if days is None else f"SELECT {days} WHERE {_WHERE.format(4, 5)}"
+def _in_window(hourly: str, daily: str, columns: str) -> str:
+    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9)."""
+    where = "tenant_id = $1 AND workflow_id = $2 AND bucket >= ${} AND bucket < ${}"
+    select = f"SELECT bucket, {columns} FROM {{}} WHERE {where}"
     return f"""(
-    {daily_rows}
+    {select.format(daily, 4, 5)}
     UNION ALL {select.format(hourly, 6, 7)}
     UNION ALL {select.format(hourly, 8, 9)}
 ) AS r"""
+
+
+def _unnested(daily: str, keys: str, arrays: str) -> str:
+    """A daily histogram (a day's bins in arrays, migration 0009) as the rows of its hourly
+    one: one per bin, the arrays' columns named as the hourly table's."""
+    columns = arrays.replace("bins", "bin", 1)
+    sources = ", ".join(f"d.{a}" for a in arrays.split(", "))
+    return f"(SELECT {keys}, u.* FROM {daily} AS d, unnest({sources}) AS u({columns})) AS days"
 
 
 # The series bucket is date_trunc($3: the interval, or NULL for none).
@@ -178,10 +179,10 @@ SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
     FROM {
     _in_window(
         "workflow_time_to_goal_histogram",
-        "workflow_time_to_goal_histogram_daily",
+        _unnested(
+            "workflow_time_to_goal_histogram_daily", "d.tenant_id, d.workflow_id, d.bucket", "bins, exits"
+        ),
         "bin, exits",
-        days="d.bucket, u.bin, u.exits FROM workflow_time_to_goal_histogram_daily AS d,"
-        " unnest(d.bins, d.exits) AS u(bin, exits)",
     )
 }
     GROUP BY bin
@@ -192,11 +193,12 @@ SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_
     FROM {
     _in_window(
         "workflow_goal_type_time_to_goal_histogram",
-        "workflow_goal_type_time_to_goal_histogram_daily",
+        _unnested(
+            "workflow_goal_type_time_to_goal_histogram_daily",
+            "d.tenant_id, d.workflow_id, d.bucket, d.goal_type",
+            "bins, achievements, seconds",
+        ),
         "goal_type, bin, achievements, seconds",
-        days="d.bucket, d.goal_type, u.bin, u.achievements, u.seconds"
-        " FROM workflow_goal_type_time_to_goal_histogram_daily AS d,"
-        " unnest(d.bins, d.achievements, d.seconds) AS u(bin, achievements, seconds)",
     )
 }
     GROUP BY 1, 2
