@@ -133,8 +133,9 @@ class LimitAndMeasure:
         """Answer 413, then close the connection, after a short lingering drain.
 
         A server that closes while the client is still sending resets the connection,
-        and the client's kernel discards the answer it had not read yet: the client sees
-        a reset, not the 413. So the answer goes out first, then what keeps arriving is
+        and many clients then report the reset, not the 413 (some kernels discard the
+        unread answer; asyncio's streams raise the reset before the buffered answer).
+        So the answer goes out first, then what keeps arriving is
         read and dropped (at most DRAIN_BYTES, DRAIN_SECONDS, never kept), then the
         response ends and the server closes.
         """

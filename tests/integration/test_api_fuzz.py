@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
+import socket
 import string
 import time
 
@@ -35,28 +36,32 @@ async def exchange(
     settings: Settings, head: str, body_chunks: int = 0, chunk: bytes = b""
 ) -> tuple[int, bytes]:
     """Send ``head`` (then ``body_chunks`` chunked-encoded chunks, while the server listens);
-    return the status and body of the answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", settings.api_port)
+    return the status and body of the answer.
+
+    A raw socket, not asyncio's streams: when the server hangs up on a body still arriving
+    the connection is reset, and ``StreamReader.read`` raises that reset before handing
+    over the answer it had already buffered. The kernel keeps the answer readable after
+    the reset, so ``recv`` on the socket returns it.
+    """
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
     try:
-        writer.write(head.encode("latin-1"))
+        await loop.sock_connect(sock, ("127.0.0.1", settings.api_port))
+        await loop.sock_sendall(sock, head.encode("latin-1"))
         answering = asyncio.Event()
-        answer = asyncio.create_task(read_until_closed(reader, answering))
+        answer = asyncio.create_task(read_until_closed(sock, answering))
         frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
         with contextlib.suppress(ConnectionError):  # the server may hang up once it has answered
             for _ in range(body_chunks):
-                # As an HTTP/1.1 client should, stop sending once an answer starts: a body
-                # still arriving when the server closes resets the connection, and the reset
-                # discards what of the answer the kernel had not handed over yet.
+                # As an HTTP/1.1 client should, stop sending once an answer starts.
                 if answering.is_set():
                     break
-                writer.write(frame)
-                await writer.drain()
-                await asyncio.sleep(0)  # drain() may not yield: let the reader see the answer
+                await loop.sock_sendall(sock, frame)
+                await asyncio.sleep(0)  # let the reader see the answer between chunks
         raw = await asyncio.wait_for(answer, 30)
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):  # a reset, for the body we did not finish sending
-            await writer.wait_closed()
+        sock.close()
     status_line, _, rest = raw.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 "), raw[:200]
     headers, _, body = rest.partition(b"\r\n\r\n")
@@ -65,15 +70,13 @@ async def exchange(
     return int(status_line.split()[1]), body
 
 
-async def read_until_closed(reader: asyncio.StreamReader, answering: asyncio.Event | None = None) -> bytes:
-    # In pieces: a server that hangs up on a body still arriving resets the connection,
-    # and what was read before the reset is the answer.
-    data = b""
+async def read_until_closed(sock: socket.socket, answering: asyncio.Event) -> bytes:
+    # Until the server closes: an orderly end, or a reset after the answer (see exchange).
+    loop, data = asyncio.get_running_loop(), b""
     with contextlib.suppress(ConnectionError):
-        while piece := await reader.read(65536):
+        while piece := await loop.sock_recv(sock, 65536):
             data += piece
-            if answering is not None:
-                answering.set()
+            answering.set()
     return data
 
 
