@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,14 +19,9 @@ from pathlib import Path
 import pytest
 
 from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.devstack.ports import free_port
 
 RUN_ID = uuid.uuid4().hex[:8]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

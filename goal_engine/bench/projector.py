@@ -24,7 +24,6 @@ from goal_engine.bench.stack import (
     BENCH_DIR,
     LOCAL,
     cpu_seconds,
-    free_port,
     metric_samples,
     provide_postgres,
     settings_env,
@@ -33,6 +32,7 @@ from goal_engine.contract.events import ExitGoal, GoalAchieved, TriggerEvent, en
 from goal_engine.contract.topics import Topic, contact_key
 from goal_engine.core.config import Settings
 from goal_engine.devstack.kafka import KafkaBroker
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.postgres import create_database, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
 from goal_engine.domain import ids

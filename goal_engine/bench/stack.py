@@ -18,7 +18,6 @@ import asyncio
 import logging
 import os
 import shutil
-import socket
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from prometheus_client.samples import Sample
 
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.kafka import KafkaBroker
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.postgres import LocalPostgres
 from goal_engine.devstack.processes import ManagedProcess, child_env, worker_processes
 
@@ -37,12 +37,6 @@ log = logging.getLogger("goal_engine.bench")
 
 LOCAL = REPO_ROOT / ".local"
 BENCH_DIR = LOCAL / "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

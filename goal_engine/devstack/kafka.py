@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from goal_engine.devstack import DevstackError, stop_orphan, tail
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.processes import LocalServer, spawn, stop_child
 
 log = logging.getLogger("goal_engine.devstack")
@@ -129,12 +130,6 @@ def is_port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _java_string_hash(text: str) -> int:
@@ -319,7 +314,7 @@ class KafkaBroker(LocalServer):
                 f"Port {self.port} is already in use; stop whatever listens there, pick "
                 "another port, or set GOAL_ENGINE_KAFKA_BOOTSTRAP to use that broker."
             )
-        config = self._write_config(self.controller_port or _free_port())
+        config = self._write_config(self.controller_port or free_port())
         self._format_if_needed(libs, config)
 
         boot = time.monotonic()

@@ -27,7 +27,7 @@ from aiokafka.client import AIOKafkaClient
 from testcontainers.core.container import DockerContainer
 
 from goal_engine.core.config import Settings
-from tests.conftest import free_port
+from goal_engine.devstack.ports import free_port
 from tests.integration.helpers import eventually
 
 log = logging.getLogger("tests.chaos")

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from goal_engine.bench.stack import settings_env
 from goal_engine.core.config import Settings
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from goal_engine.devstack.kafka import KafkaBroker
-from tests.conftest import free_port
+from goal_engine.devstack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,12 @@ import pytest
 from goal_engine.configuration.store import Actor, create_goal
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.devstack.kafka import KafkaBroker
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.postgres import create_database, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command, wait_until
 from goal_engine.kafka.admin import create_topics
 from projections.migrate import upgrade
-from tests.conftest import RUN_ID, free_port
+from tests.conftest import RUN_ID
 from tests.integration.helpers import bearer, eventually, read_topic, settings_env
 
 pytestmark = pytest.mark.integration

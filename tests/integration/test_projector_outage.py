@@ -16,12 +16,13 @@ import pytest
 
 from goal_engine.contract.topics import Topic
 from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.postgres import LocalPostgres, create_database
 from goal_engine.kafka.admin import create_topics
 from projections import metrics
 from projections.migrate import upgrade_async
 from projections.runner import run_projector
-from tests.conftest import RUN_ID, free_port
+from tests.conftest import RUN_ID
 from tests.integration.helpers import EventSender, cloud_event, eventually
 
 pytestmark = pytest.mark.integration

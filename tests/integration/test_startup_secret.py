@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from goal_engine.core.security import DEVELOPMENT_SECRETS, verify_token
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.processes import goal_engine_command
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

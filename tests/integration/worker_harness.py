@@ -25,10 +25,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from goal_engine.bench.events import KafkaRecord, TagGoalWorkflow
 from goal_engine.contract.topics import Topic
 from goal_engine.core.config import REPO_ROOT, Settings
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
 from goal_engine.domain import ids
 from goal_engine.kafka.admin import create_topics, topic_partitions
-from tests.conftest import RUN_ID, free_port
+from tests.conftest import RUN_ID
 from tests.integration.helpers import eventually, read_topic, settings_env
 
 SOURCE = "tests/worker-harness"

@@ -51,7 +51,6 @@ from goal_engine.bench.stack import (
     LOCAL,
     cpu_seconds,
     describe_database,
-    free_port,
     host_cpu_seconds,
     metric_samples,
     provide_postgres,
@@ -59,6 +58,7 @@ from goal_engine.bench.stack import (
     tree_cpu_seconds,
 )
 from goal_engine.core.config import Settings
+from goal_engine.devstack.ports import free_port
 from goal_engine.devstack.postgres import create_database, database_url_of, drop_database
 from goal_engine.devstack.processes import ManagedProcess, child_env, goal_engine_command
 from projections.migrate import upgrade, upgrade_async
