@@ -94,7 +94,10 @@ class Settings(BaseSettings):
         1000, ge=1, description="most contact events the worker evaluates before it waits for Kafka's acks"
     )
     evaluate_batch_wait_seconds: float = Field(
-        0.005, gt=0, description="how long the worker waits to fill a batch (added latency at low load)"
+        0.005,
+        ge=0,
+        description="how long the worker lets a batch with room left fill, once (added latency at low "
+        "load; 0: only what has arrived)",
     )
     worker_commit_every: int = Field(
         10_000,

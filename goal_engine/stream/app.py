@@ -15,11 +15,10 @@ each concern lives:
 
 from __future__ import annotations
 
-from typing import cast
-
 import faust
 
 from goal_engine.core.config import Settings
+from goal_engine.stream.intake import BulkIntake
 from goal_engine.stream.topology import new_app
 from goal_engine.stream.worker import Worker
 
@@ -45,10 +44,10 @@ def create_app(settings: Settings) -> faust.App:
     async def evaluate(stream: faust.StreamT) -> None:
         await worker.configs.ready.wait()
         worker.ready()
-        # take_events is on faust.Stream, not on the StreamT interface.
-        async for events in cast(faust.Stream, stream).take_events(
-            settings.evaluate_batch_size, within=settings.evaluate_batch_wait_seconds
-        ):
-            await worker.evaluate_batch(list(events))
+        intake = BulkIntake(stream, settings.evaluate_batch_size, settings.evaluate_batch_wait_seconds)
+        while True:
+            events = await intake.take()
+            await worker.evaluate_batch(events)
+            intake.ack(events)
 
     return app

@@ -26,6 +26,8 @@ from goal_engine.stream import transport
 PINNED_FAUST = "0.15.3"
 #: sha256 of faust-streaming 0.15.3's Consumer._drain_messages (see correction 5 in transport.py).
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+#: sha256 of faust-streaming 0.15.3's Stream._py_aiter, whose per-event checks stream/intake.py keeps.
+STREAM_ITERATOR_SHA256 = "3a48ee257a65435b482d51edb74f2993a67867949b1ef89b49fea893769e0614"
 
 
 def test_faust_streaming_is_the_version_the_corrections_were_written_for() -> None:
@@ -120,3 +122,25 @@ def test_the_fetch_loop_that_correction_5_reproduces_is_unchanged() -> None:
     source = inspect.getsource(faust_consumer.Consumer)
     for attribute in ("self._read_offset", "self._commit_every", "self._n_acked", "self.suspend_flow"):
         assert attribute in source, f"Consumer no longer keeps {attribute}"
+
+
+def test_what_the_bulk_intake_reads_of_faust_stream_machinery() -> None:
+    # stream/intake.py reads the queue that the conductor fills: the stream's channel is the
+    # iterator clone app.stream makes, and it keeps the checks of Faust's stream iterator.
+    from faust.streams import Stream
+
+    assert "channel=aiter(channel)" in inspect.getsource(faust.App.stream)
+    assert (
+        hashlib.sha256(inspect.getsource(Stream._py_aiter).encode()).hexdigest() == STREAM_ITERATOR_SHA256
+    ), "faust's stream iterator changed: carry its per-event checks into stream/intake.py"
+    source = inspect.getsource(Stream._py_aiter)
+    for used in (
+        "chan_queue._errors",
+        "self.app.flow_control.is_active()",
+        "self.app.consumer_generation_id",
+        "message.tracked",
+        "acking_topics",
+    ):
+        assert used in source, f"Faust's stream iterator no longer reads {used}"
+    assert _parameters(faust_consumer.Consumer.track_message) == ["self", "message"]
+    assert "def on_message_out" in inspect.getsource(faust.Sensor)
