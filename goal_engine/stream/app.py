@@ -46,8 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         worker.ready()
         intake = BulkIntake(stream, settings.evaluate_batch_size, settings.evaluate_batch_wait_seconds)
         while True:
-            events = await intake.take()
-            await worker.evaluate_batch(events)
-            intake.ack(events)
+            # The batch's records are acked once it is stored, in the background (worker.py).
+            await worker.process(await intake.take(), done=intake.ack)
 
     return app

@@ -15,6 +15,11 @@ the same order of steps:
 A crash before 3 re-evaluates the whole batch on redelivery and re-publishes
 the same deterministic ids; nothing of it was acknowledged to Faust.
 
+One batch may be in flight (published, its acks awaited, not yet written) while
+the next is evaluated: the next reads each contact's state as the batch in
+flight left it (``previous``), and is written only after it (see
+:class:`~.worker.Worker`).
+
 Why the changelog records are the caller's: a write through the Faust table's
 mapping queues one changelog message in Faust's producer buffer, which sends
 them one at a time and stalls the stream when more than 100 wait ("producer
@@ -56,6 +61,7 @@ class _Touched:
 class ContactBatch:
     table: MutableMapping[str, bytes]  # the table's store (see :mod:`.stored`), written in step 3
     index: ListenerIndex
+    previous: ContactBatch | None = None  # the batch in flight, not yet in the table
     records: list[Record] = field(default_factory=list)
     _touched: dict[str, _Touched] = field(default_factory=dict)
 
@@ -66,7 +72,7 @@ class ContactBatch:
         key = contact_key(tenant_id, contact_id)
         touched = self._touched.get(key)
         if touched is None:
-            state = stored.load(tenant_id, contact_id, self.table.get(key))
+            state = self._state(key, tenant_id, contact_id)
             touched = self._touched[key] = _Touched(state, summarize(state), event)
         # On a copy: if the change or the encoding of its outcome fails halfway, the
         # record is dead-lettered and the state stays as the previous event left it.
@@ -76,6 +82,12 @@ class ContactBatch:
         touched.state, touched.event = state, event
         self.records += records
         return outcome
+
+    def _state(self, key: str, tenant_id: str, contact_id: str) -> ContactState:
+        """The contact's state before this batch: as the batch in flight left it, or as stored."""
+        if self.previous is not None and (in_flight := self.previous._touched.get(key)) is not None:
+            return in_flight.state  # never changed in place: apply changes a copy
+        return stored.load(tenant_id, contact_id, self.table.get(key))
 
     def write(self, clock: Clock) -> list[ChangelogRecord]:
         """Step 3: store each touched contact once; returns its changelog record."""
@@ -91,4 +103,5 @@ class ContactBatch:
                 self.table[key] = value
             self.index.update(key, state.tenant_id, touched.before, summarize(state))
             written.append(ChangelogRecord(touched.event.message.partition, key, value, expires_at))
+        self.previous = None  # written: the batch after this one reads the table
         return written

@@ -124,6 +124,28 @@ def test_a_batch_exits_on_the_goal_and_a_redelivery_publishes_the_same_ids() -> 
     assert again.records == []
 
 
+def test_a_batch_evaluated_while_the_one_before_is_in_flight_reads_its_states() -> None:
+    # The worker evaluates batch 2 while batch 1's acks are awaited, before batch 1 is written.
+    table: dict[str, bytes] = {}
+    index = ListenerIndex()
+    lookup = configs_of(("t1", TAG_GOAL))
+    first = ContactBatch(table, index)
+    evaluate(first, [keyed(started(time=at(1)), topic="workflow.enrollment.started")], lookup, clock())
+    second = ContactBatch(table, index, previous=first)
+    assert evaluate(second, [keyed(tag(time=at(2)), timestamp=99.0)], lookup, clock()).exit_appends == [99.0]
+    assert table == {}, "neither is written yet"
+    first.write(clock())
+    assert index.active_enrollments() == 1
+    second.write(clock())
+    assert index.active_enrollments() == 0
+    # Both written: the batch after them reads the table, where the enrollment has exited.
+    third = ContactBatch(table, index, previous=second)
+    assert evaluate(third, [keyed(tag(time=at(3)))], lookup, clock()).exit_appends == []
+    # Without the batch in flight, the tag finds no enrollment: what ``previous`` prevents.
+    alone = ContactBatch({}, ListenerIndex())
+    assert evaluate(alone, [keyed(tag(time=at(2)))], lookup, clock()).exit_appends == []
+
+
 def test_a_contact_twice_in_a_batch_sees_its_own_earlier_change() -> None:
     table: dict[str, bytes] = {}
     other_tenant = workflow(goal("tag_added", {"tag_id": "tag-1"}), activated_at=at(-60))
