@@ -57,6 +57,7 @@ from goal_engine.stream.workflow_configs import WorkflowConfigs
 log = logging.getLogger(__name__)
 
 
+#: Called with a batch's events once the batch is stored: they may be committed.
 Done = Callable[[list[EventT]], None]
 
 
@@ -71,7 +72,6 @@ class _InFlight:
 class Worker:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app = app
-        self._in_flight: _InFlight | None = None
         self.settings = settings
         self.index = ListenerIndex()
         self.expiry = ExpiryQueue()
@@ -86,6 +86,7 @@ class Worker:
         metrics.ARMED_LISTENERS.set_function(lambda: self.index.armed(self.configs))
         metrics.ACTIVE_ENROLLMENTS.set_function(self.index.active_enrollments)
         metrics.CONTACT_STATES.set_function(lambda: len(self.contacts))
+        self._in_flight: _InFlight | None = None  # the batch published and not yet stored
 
     def clock(self) -> Clock:
         s = self.settings
@@ -103,7 +104,7 @@ class Worker:
 
     # -- evaluate: the steps of the module docstring ---------------------------------
 
-    async def process(self, events: list[EventT], done: Callable[[list[EventT]], None]) -> None:
+    async def process(self, events: list[EventT], done: Done) -> None:
         """Steps 1 and 2 for this batch now; 3 once Kafka has its outcomes, then ``done(events)``.
 
         Returns when the batch before it is stored: at most one batch is in flight.
