@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -18,6 +19,21 @@ from goal_engine.core.logging import configure_logging
 log = logging.getLogger("goal_engine")
 
 
+def _collect_garbage_less_often(settings: Settings) -> None:
+    """Python's cyclic collector, run every ``gc_threshold`` allocations instead of 700.
+
+    Why: each batch allocates tens of thousands of short-lived objects (records,
+    events, outcomes), and at the default threshold the collector ran a thousand
+    times in a 20,000-tag burst, with a full collection every second (~100 ms each,
+    none of which found garbage): ~17 % of the worker's CPU by ``gc.callbacks``.
+    At 50,000 the worker spent ~190 us of CPU per exit instead of ~270 (README,
+    "The worker's throughput"). Reference counting still frees everything not in a
+    cycle at once; only cycles wait a little longer.
+    """
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(settings.gc_threshold, older, oldest)
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import uvloop
     from faust import Worker
@@ -26,6 +42,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.stream.app import create_app
 
     start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    _collect_garbage_less_often(settings)
     # Faust creates only the last level of its data directory: on a fresh machine a second
     # worker's (.local/worker-state/worker-2) failed while the first was creating its parent.
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +63,7 @@ def _projector(settings: Settings, args: argparse.Namespace) -> int:
     from projections.runner import run_projector
 
     start_http_server(settings.projector_metrics_port, addr="127.0.0.1")
+    _collect_garbage_less_often(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
