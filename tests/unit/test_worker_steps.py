@@ -39,7 +39,7 @@ from goal_engine.stream.steps import PlainEvent as Event  # Faust's Event and Me
 from goal_engine.stream.steps import PlainRecord as Message
 from goal_engine.stream.worker import count_batch_metrics
 from goal_engine.stream.workflow_configs import WorkflowConfigs
-from tests.unit.factories import at, goal, started, tag, workflow
+from tests.unit.factories import at, goal, payment, started, tag, workflow
 
 
 def keyed(ce: CloudEvent, **kw: Any) -> Event:
@@ -303,6 +303,20 @@ def test_forged_and_invalid_contact_events_are_dead_lettered_and_the_batch_goes_
     letters = _dead_letters(batch)
     assert len(letters) == len(hostile) and all(d["reason"] for d in letters)
     assert [r.topic for r in batch.records][len(hostile) :] == [Topic.GOAL_ACHIEVED, Topic.EXIT_GOAL]
+
+
+def test_a_payment_past_64_bits_is_dead_lettered_and_its_batch_is_written() -> None:
+    """Once, its amount (a valid decimal) was kept for the grace window and then failed
+    every write of its batch: the worker stopped on one record."""
+    amount = str(10**30).encode()
+    value = encode_event(payment(time=at(2))).replace(b'"amount":"49.99"', b'"amount":' + amount)
+    assert amount in value
+    batch = ContactBatch({}, ListenerIndex())
+    events = [keyed(started(time=at(1)), topic="workflow.enrollment.started"), Event(Message(value))]
+    out = evaluate(batch, events, configs_of(), clock())
+    assert [r.code for _, r in out.rejected] == ["integer_out_of_range"]
+    batch.write(clock())
+    assert set(batch.table) == {"t1:c1"}
 
 
 def test_triage_dead_letters_whatever_a_record_raises(monkeypatch: pytest.MonkeyPatch) -> None:
