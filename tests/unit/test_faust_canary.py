@@ -14,6 +14,7 @@ import hashlib
 import inspect
 from importlib.metadata import version
 
+import aiokafka
 import faust
 from aiokafka import AIOKafkaProducer
 from faust.tables.base import Collection
@@ -46,6 +47,7 @@ def test_the_overridden_methods_still_exist_with_the_same_parameters() -> None:
         (faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed"): ["self"],
         (faust_aiokafka.AIOKafkaConsumerThread, "call_thread"): ["self", "fun", "args", "kwargs"],
         (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer"): ["self"],
+        (faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer"): ["self", "transport"],
         (faust_aiokafka.Consumer, "_new_consumer_thread"): ["self"],
         (faust_aiokafka.Consumer, "_getmany"): ["self", "active_partitions", "timeout"],
         (faust_consumer.Consumer, "perform_seek"): ["self"],
@@ -122,6 +124,14 @@ def test_the_fetch_loop_that_correction_5_reproduces_is_unchanged() -> None:
     source = inspect.getsource(faust_consumer.Consumer)
     for attribute in ("self._read_offset", "self._commit_every", "self._n_acked", "self.suspend_flow"):
         assert attribute in source, f"Consumer no longer keeps {attribute}"
+
+
+def test_the_fetch_wait_that_correction_6_shortens_is_still_faust_s_and_aiokafka_s() -> None:
+    # Faust hard-codes the wait; aiokafka's consumer hands its attribute to the fetcher at start.
+    source = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "fetch_max_wait_ms=1500" in source, "Faust's fetch wait changed: re-check correction 6"
+    start = inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
 
 
 def test_what_the_bulk_intake_reads_of_faust_stream_machinery() -> None:
