@@ -317,13 +317,11 @@ def parse_typed_event(
         raise InvalidEvent("too_deep", f"nested too deep: {depth} levels > {MAX_NESTING}")
     try:
         # Strict UTF-8 (json.loads would also take UTF-16 or raw surrogates from bytes).
-        raw = json.loads(value.decode("utf-8"), parse_int=_int64)
+        raw = json.loads(value.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise InvalidEvent("malformed_json", f"malformed JSON: not UTF-8 ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise InvalidEvent("malformed_json", f"malformed JSON: {exc}") from None
-    except IntegerOutOfRange as exc:
-        raise InvalidEvent("integer_out_of_range", str(exc)) from None
     if not isinstance(raw, dict):
         raise InvalidEvent("not_an_object", "malformed event: the value is not a JSON object")
     if _MAYBE_BAD_CHARACTER.search(value) and (bad := _bad_character(raw)) is not None:
@@ -372,34 +370,8 @@ def nesting_depth(value: bytes) -> int:
 
 
 _BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
-
-
 #: In strict UTF-8 JSON text a NUL or a lone surrogate can only be written as an
 #: escape (raw, the decoder refuses it): without such an escape, nothing to look for.
-class IntegerOutOfRange(ValueError):
-    pass
-
-
-#: The integers a record may hold: orjson, which writes the worker's state and records,
-#: writes no more than 64 bits. A payment of amount 10**30 (a valid decimal) was kept for
-#: the grace window and then failed every write of its batch: the worker stopped on it.
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _int64(text: str) -> int:
-    """``json.loads``' integers, within 64 bits (``text`` is one JSON integer literal)."""
-    shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} digits)"
-    try:
-        number = int(text)
-    except ValueError:  # past Python's 4,300 digits for a conversion
-        number = None
-    if number is None or not _INT64_MIN <= number <= _INT64_MAX:
-        raise IntegerOutOfRange(
-            f"integer out of range: {shown} (at most 64 bits; send larger numbers as strings)"
-        )
-    return number
-
-
 _MAYBE_BAD_CHARACTER = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 

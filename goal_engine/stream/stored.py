@@ -11,6 +11,8 @@ JSON bytes, so a worker recovers tables written before this module existed.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -27,11 +29,25 @@ def encode(state: ContactState, clock: Clock) -> tuple[bytes, float | None]:
     # Copied once: orjson's bytes keeps the 4 KiB buffer it wrote into (a ~270-byte state
     # held 4 KiB), and the table keeps a value for every contact: 4.1 GiB at 1,000,000
     # enrollments, where the copy keeps the size of the text.
-    return memoryview(orjson.dumps(document)).tobytes(), document["expires_at"]
+    try:
+        value = memoryview(orjson.dumps(document)).tobytes()
+    except orjson.JSONEncodeError:
+        # An integer past 64 bits in a kept event's data (json.loads read it; records.py
+        # takes the same detour). Once it failed every write of its batch: the worker stopped.
+        value = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return value, document["expires_at"]
+
+
+#: 19 digits in a row: maybe an integer past 64 bits, which orjson would read as a float.
+_MAYBE_LONG_INTEGER = re.compile(rb"[0-9]{19}")
 
 
 def decode(value: bytes | None) -> dict[str, Any] | None:
-    return orjson.loads(value) if value else None
+    if not value:
+        return None
+    if _MAYBE_LONG_INTEGER.search(value):
+        return json.loads(value)  # exact, as it came (see encode)
+    return orjson.loads(value)
 
 
 def load(tenant_id: str, contact_id: str, value: bytes | None) -> ContactState:

@@ -112,13 +112,12 @@ def hostile_records(topic: Topic) -> list[Hostile]:
         Hostile("year 9999", _bytes(_event(topic, time="9999-12-31T23:59Z")), "out of range"),
         Hostile("300 KB", _bytes(_event(topic, data={**data, "pad": "x" * 300_000})), "oversized"),
         Hostile("900 KB", _bytes(_event(topic, data={**data, "pad": "x" * 900_000})), "too large to copy"),
-        Hostile("an integer past 64 bits", _bytes(_event(topic, data={**data, "n": 10**30})), "64 bits"),
         Hostile("an unknown tenant", _bytes(_event(topic, tenant=f"nobody-{uuid.uuid4().hex[:6]}")), None),
     ]
     if topic is Topic.PAYMENT_COMPLETED:
-        # A valid decimal, kept for the grace window: it once failed every write of its batch.
+        # Valid, and kept for the grace window: its state once failed every write of its batch.
         huge = {**data, "amount": 10**30}
-        records.append(Hostile("an amount of 10**30", _bytes(_event(topic, data=huge)), "64 bits"))
+        records.append(Hostile("an amount of 10**30", _bytes(_event(topic, data=huge)), None))
     if topic is Topic.APPOINTMENT_BOOKED:
         starts = {**data, "starts_at": "9999-12-31T23:59:00Z"}
         records.append(Hostile("starts in 9999", _bytes(_event(topic, data=starts)), "data.starts_at"))
