@@ -15,7 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from goal_engine.contract.topics import CONFIG_TOPICS, Topic
 from goal_engine.core.config import REPO_ROOT, Settings
 from goal_engine.kafka.admin import HISTORY_TOPICS, TopicChange, changelog_topic, ensure_topics
-from tests.integration.helpers import settings_env
+from tests.integration.helpers import eventually, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +30,22 @@ async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     await client.close()
 
 
+#: Kafka's UNKNOWN_TOPIC_OR_PARTITION: a topic just created may not be known yet to the
+#: broker that answers (a fresh clone's `make test` once met it right after the create).
+_UNKNOWN_TOPIC = 3
+
+
 async def effective(admin: AIOKafkaAdminClient, name: str) -> dict[str, str]:
     """Every config of a topic as the broker applies it (overrides and defaults alike)."""
-    [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-    [(error_code, _, _, _, entries)] = response.resources
+
+    async def describe() -> tuple[int, list[tuple[str, str]]]:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        [(error_code, _, _, _, entries)] = response.resources
+        return error_code, entries
+
+    error_code, entries = await eventually(
+        describe, lambda r: r[0] != _UNKNOWN_TOPIC, timeout=10, what=f"{name} to be known"
+    )
     assert error_code == 0
     return {entry[0]: entry[1] for entry in entries}
 
