@@ -19,7 +19,7 @@ from goal_engine.core.logging import configure_logging
 log = logging.getLogger("goal_engine")
 
 
-def _collect_garbage_less_often(settings: Settings) -> None:
+def collect_garbage_less_often(settings: Settings) -> None:
     """Python's cyclic collector, run every ``gc_threshold`` allocations instead of 700.
 
     Why: each batch allocates tens of thousands of short-lived objects (records,
@@ -42,7 +42,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from goal_engine.stream.app import create_app
 
     start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
-    _collect_garbage_less_often(settings)
+    collect_garbage_less_often(settings)
     # Faust creates only the last level of its data directory: on a fresh machine a second
     # worker's (.local/worker-state/worker-2) failed while the first was creating its parent.
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ def _projector(settings: Settings, args: argparse.Namespace) -> int:
     from projections.runner import run_projector
 
     start_http_server(settings.projector_metrics_port, addr="127.0.0.1")
-    _collect_garbage_less_often(settings)
+    collect_garbage_less_often(settings)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -27,12 +27,12 @@ Timing rules (contract section 2):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from goal_engine.contract import jsontext
 from goal_engine.contract.events import DATA_MODELS, CloudEvent
 from goal_engine.contract.topics import GOAL_SOURCE_TOPICS, Topic
 from goal_engine.domain import ids
@@ -158,9 +158,9 @@ class ContactState:
         return dropped
 
     def _size(self, event: CloudEvent) -> int:
-        """A kept event's size: its data as JSON, and the most its envelope can take."""
+        """A kept event's size: its data as stored (compact JSON), and the most its envelope can take."""
         if (size := self._sizes.get(event.id)) is None:
-            size = self._sizes[event.id] = _ENVELOPE_BYTES + len(json.dumps(event.data))
+            size = self._sizes[event.id] = _ENVELOPE_BYTES + len(jsontext.dumps(event.data))
         return size
 
     def copy(self) -> ContactState:

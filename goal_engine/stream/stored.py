@@ -11,12 +11,9 @@ JSON bytes, so a worker recovers tables written before this module existed.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-import orjson
-
+from goal_engine.contract import jsontext
 from goal_engine.domain.evaluation import Clock, ContactState
 
 
@@ -24,30 +21,16 @@ def encode(state: ContactState, clock: Clock) -> tuple[bytes, float | None]:
     """The stored value, and when the state next has something to forget (None: never)."""
     document: dict[str, Any] = {"tenant_id": state.tenant_id, "contact_id": state.contact_id}
     document.update(state.to_json(clock))
-    # orjson: the same compact JSON as json.dumps(separators=(",", ":")) (UTF-8 instead
-    # of \u escapes), at a fifth of the cost; json and orjson read each other's.
     # Copied once: orjson's bytes keeps the 4 KiB buffer it wrote into (a ~270-byte state
     # held 4 KiB), and the table keeps a value for every contact: 4.1 GiB at 1,000,000
-    # enrollments, where the copy keeps the size of the text.
-    try:
-        value = memoryview(orjson.dumps(document)).tobytes()
-    except orjson.JSONEncodeError:
-        # An integer past 64 bits in a kept event's data (json.loads read it; records.py
-        # takes the same detour). Once it failed every write of its batch: the worker stopped.
-        value = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # enrollments, where the copy keeps the size of the text. (An integer past 64 bits in
+    # a kept event's data once failed every write of its batch: jsontext writes it.)
+    value = memoryview(jsontext.dumps(document)).tobytes()
     return value, document["expires_at"]
 
 
-#: 19 digits in a row: maybe an integer past 64 bits, which orjson would read as a float.
-_MAYBE_LONG_INTEGER = re.compile(rb"[0-9]{19}")
-
-
 def decode(value: bytes | None) -> dict[str, Any] | None:
-    if not value:
-        return None
-    if _MAYBE_LONG_INTEGER.search(value):
-        return json.loads(value)  # exact, as it came (see encode)
-    return orjson.loads(value)
+    return jsontext.loads(value) if value else None
 
 
 def load(tenant_id: str, contact_id: str, value: bytes | None) -> ContactState:

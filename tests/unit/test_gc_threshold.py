@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from goal_engine.cli import _collect_garbage_less_often
+from goal_engine.cli import collect_garbage_less_often
 from goal_engine.core.config import Settings
 
 
@@ -19,7 +19,7 @@ def restored_threshold() -> Iterator[None]:
 @pytest.mark.usefixtures("restored_threshold")
 def test_the_young_generation_threshold_is_the_setting_and_the_older_ones_stay() -> None:
     gc.set_threshold(700, 10, 10)
-    _collect_garbage_less_often(Settings(gc_threshold=12_345))
+    collect_garbage_less_often(Settings(gc_threshold=12_345))
     assert gc.get_threshold() == (12_345, 10, 10)
 
 
