@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -42,6 +43,19 @@ _INSTALL_HINT = (
     "install Java 17+ and Maven (e.g. `apt-get install openjdk-17-jre-headless maven`), "
     "or set GOAL_ENGINE_KAFKA_BOOTSTRAP to an existing broker"
 )
+
+#: The JVM's heap and collector, under the names Kafka's own start script reads
+#: (``kafka-server-start.sh``): set either variable to replace our default.
+HEAP_OPTS_VARIABLE, DEFAULT_HEAP_OPTS = "KAFKA_HEAP_OPTS", "-Xms256m -Xmx1g"
+PERFORMANCE_OPTS_VARIABLE, DEFAULT_PERFORMANCE_OPTS = "KAFKA_JVM_PERFORMANCE_OPTS", ""
+
+
+def jvm_options() -> list[str]:
+    """The broker's JVM options: ``KAFKA_HEAP_OPTS`` and ``KAFKA_JVM_PERFORMANCE_OPTS``, or ours."""
+    heap = os.environ.get(HEAP_OPTS_VARIABLE, DEFAULT_HEAP_OPTS)
+    performance = os.environ.get(PERFORMANCE_OPTS_VARIABLE, DEFAULT_PERFORMANCE_OPTS)
+    return shlex.split(heap) + shlex.split(performance)
+
 
 # Broker logging goes to stdout (redirected into data_dir/kafka.log by us). Turned down:
 # the config dumps (~2,000 lines per start; server.properties is next to the log anyway),
@@ -254,8 +268,7 @@ class KafkaBroker(LocalServer):
     def _java(self, libs: Path, main: str, *args: str) -> list[str]:
         return [
             "java",
-            "-Xms256m",
-            "-Xmx1g",
+            *jvm_options(),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "-cp",
