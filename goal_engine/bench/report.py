@@ -90,6 +90,7 @@ class Setup:
     tenants: int
     worker_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    kafka_jvm_options: str | None = None  # the broker's, when the bench started it
 
 
 @dataclass
@@ -226,6 +227,7 @@ def render(report: Report) -> str:
     section(f"setup (run {report.run_id}, {report.started_at})")
     rows += [
         ("kafka", f"{s.kafka_bootstrap} ({origin(s.kafka_started_by_bench)})"),
+        *([("kafka jvm", s.kafka_jvm_options)] if s.kafka_jvm_options is not None else []),
         ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
         ("topics", f"prefix {s.topic_prefix!r}, {s.partitions} partitions"),
         ("worker", f"{s.workers} process(es), group {s.worker_id}, log {s.worker_log}"),

@@ -66,6 +66,7 @@ from goal_engine.bench.stack import (
 )
 from goal_engine.contract.topics import Topic
 from goal_engine.core.config import Settings
+from goal_engine.devstack.kafka import jvm_options
 from goal_engine.kafka.admin import topic_partitions
 from goal_engine.kafka.producer import make_producer
 
@@ -166,6 +167,8 @@ def _setup(stack: Stack, options: Options) -> Setup:
         tenants=options.tenants,
         worker_env=dict(options.worker_env),
         workers=options.workers,
+        # The broker's JVM changes its CPU share by a factor of 2-5 (README, "The broker's JVM").
+        kafka_jvm_options=" ".join(jvm_options()) if stack.kafka_started else None,
     )
 
 
