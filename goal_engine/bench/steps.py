@@ -4,9 +4,11 @@ Runs the worker's steps 1 and 3 (``stream.steps.evaluate_events`` and
 ``ContactBatch.write``, :mod:`goal_engine.stream.worker`) in this process on the
 records ``make bench`` produces: N enrollments, then one tag per contact, each
 exiting its enrollment. No broker, no Faust: what is left of the worker's CPU
-per event once Kafka and Faust are taken away, and steady to a few percent from
-run to run, so one change to the evaluation can be measured on its own
-(``make bench`` mixes it with Faust, aiokafka and the broker on the same cores).
+per event once Kafka and Faust are taken away, so one change to the evaluation
+can be measured on its own (``make bench`` mixes it with Faust, aiokafka and the
+broker on the same cores). On this shared machine one invocation still differs
+from the next by up to ~15 % (2026-12-03): it prints the least of ``--repeat``
+rounds, and a change is compared over alternated invocations.
 """
 
 from __future__ import annotations
