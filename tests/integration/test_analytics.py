@@ -286,3 +286,44 @@ async def test_the_api_serves_windows_and_the_tenant_summary(stack: Settings, ap
     summary = (await api.get("/goals/stats", headers=auth)).json()
     rates = [w["conversion_rate"] for w in summary["workflows"]]
     assert summary["total"] == 2 and rates == sorted(rates, reverse=True)
+
+
+HOURLY_ROLLUPS = {
+    "workflow_activity_hourly",
+    "workflow_goal_type_hourly",
+    "workflow_time_to_goal_histogram",
+    "workflow_goal_type_time_to_goal_histogram",
+}
+
+
+def _scans(node: dict[str, Any]) -> list[tuple[str, int]]:
+    """(relation, times run) of every scan in an EXPLAIN (ANALYZE, FORMAT JSON) plan."""
+    own = [(node["Relation Name"], node["Actual Loops"])] if "Relation Name" in node else []
+    return own + [scan for child in node.get("Plans", []) for scan in _scans(child)]
+
+
+async def test_a_window_of_whole_days_reads_no_hourly_rollup(pool: asyncpg.Pool) -> None:
+    """In the generic plan the read pool uses (one plan for every window), the spans of whole
+    hours of a window that has none are never scanned: an empty span would still descend the
+    big hourly indexes, whose pages are seldom cached."""
+    tenant, workflow = f"days-{uuid.uuid4().hex[:6]}", "wf"
+    await project(pool, tenant, workflow, make_journeys(random.Random(3), 50))
+    cut = analytics.segments(T0, T0 + timedelta(days=7), "day")
+    assert all(a == b for a, b in cut.hours) and cut.days == (T0, T0 + timedelta(days=7))
+    spans = [t for span in (cut.days, *cut.hours) for t in span]
+    async with pool.acquire() as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE window_read AS {analytics.WINDOW_SQL}")
+        try:
+            # EXECUTE takes no bound parameters: literals (of this test's own values).
+            args = ", ".join(
+                f"'{value}'" for value in (tenant, workflow, "day", *(t.isoformat() for t in spans))
+            )
+            plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE window_read({args})")
+        finally:
+            await conn.execute("DEALLOCATE window_read; RESET plan_cache_mode")
+    scans = _scans(json.loads(plan)[0]["Plan"])
+    hourly = [(relation, loops) for relation, loops in scans if relation in HOURLY_ROLLUPS]
+    assert {relation for relation, _ in hourly} == HOURLY_ROLLUPS, scans  # the generic plan has them
+    assert all(loops == 0 for _, loops in hourly), hourly
+    assert all(loops >= 1 for relation, loops in scans if relation.endswith("_daily")), scans
