@@ -156,14 +156,17 @@ class Postgres:
     started: bool  # by the bench (else the server of GOAL_ENGINE_DATABASE_URL)
 
 
-def provide_postgres(resources: ExitStack, base: Settings, data_dir: Path) -> Postgres:
+def provide_postgres(
+    resources: ExitStack, base: Settings, data_dir: Path, server_settings: dict[str, str] | None = None
+) -> Postgres:
     """The server of GOAL_ENGINE_DATABASE_URL, else the devstack's own on a free port, its
-    data kept in ``data_dir`` between runs; stopped when ``resources`` closes."""
+    data kept in ``data_dir`` between runs, started with ``server_settings``; stopped when
+    ``resources`` closes."""
     if base.database_url:
         log.info("using the PostgreSQL server of GOAL_ENGINE_DATABASE_URL")
         return Postgres(base.database_url_asyncpg, started=False)
     log.info("starting PostgreSQL (data in %s)…", data_dir)
-    pg = LocalPostgres(data_dir, port=free_port())
+    pg = LocalPostgres(data_dir, port=free_port(), settings=server_settings)
     resources.callback(pg.stop)  # before start(): an interrupted start is stopped too
     pg.start()
     return Postgres(pg.url, started=True)

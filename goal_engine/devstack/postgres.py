@@ -83,12 +83,14 @@ class LocalPostgres(LocalServer):
     """A PostgreSQL server on 127.0.0.1 whose postmaster is a child of the calling process.
 
     ``data_dir`` is initialised on first start (trust auth, superuser ``postgres``) and
-    reused afterwards; the server log is ``<data_dir>.log`` beside it.
+    reused afterwards; the server log is ``<data_dir>.log`` beside it. ``settings`` are
+    server parameters given at start (``-c name=value``), on top of the defaults.
     """
 
-    def __init__(self, data_dir: Path, port: int = 5433) -> None:
+    def __init__(self, data_dir: Path, port: int = 5433, settings: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.settings = dict(settings or {})
         # Not inside data_dir: initdb insists on an empty (or missing) directory.
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -198,6 +200,7 @@ class LocalPostgres(LocalServer):
             socket_dir,
             "-c",
             "max_connections=200",
+            *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")),
         ]
         self._proc = spawn(cmd, self.log_path, cwd="/", **self._user_kwargs(user))
 

@@ -20,6 +20,7 @@ import pytest
 
 from goal_engine.bench.api.bulk import table_indexes
 from goal_engine.bench.api.seed import AGGREGATES, BULK_TABLES, Seeder, plan
+from goal_engine.bench.api.warm import READ_TABLES
 from goal_engine.contract.events import (
     EnrollmentEnded,
     EnrollmentStarted,
@@ -69,6 +70,11 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     assert report["seed"]["achievements"] == 2000 and report["seed"]["workflows"] == 6
     assert report["seed"]["enrollments"] > 2000  # the ones that did not convert too
     assert report["check"]["mismatches"] == [] and report["check"]["compared"] >= 10
+    # The routes' tables, their indexes and the log's indexes, in shared_buffers before the load.
+    warm = report["warm"]
+    assert warm["skipped"] is None and warm["left_cold"] == [], warm
+    assert warm["relations"] >= 2 * len(READ_TABLES) and warm["mib"] > 0
+    assert "prewarm: " in stdout
     measure = report["measure"]
     assert measure["non_2xx"] == 0 and measure["clients"] == 4
     assert {e["name"] for e in measure["endpoints"]} == {
@@ -95,8 +101,9 @@ def test_reuse_seed_seeds_once_then_reuses_the_kept_database(postgres_server_url
     try:
         assert name.startswith("goal_engine_apibench_kept_2000_2x3_12m_")
         assert not first["seed"]["reused"] and first["setup"]["database_kept"]
-        stdout, second = _bench(postgres_server_url, *args, "--api-workers", "2")
+        stdout, second = _bench(postgres_server_url, *args, "--api-workers", "2", "--no-prewarm")
         assert "reusing the kept seed" in stdout and second["seed"]["reused"]
+        assert first["warm"]["relations"] > 0 and second["warm"] is None
         assert second["setup"]["api_workers"] == 2 and second["measure"]["non_2xx"] == 0
         assert second["setup"]["database"] == first["setup"]["database"]
         assert {k: v for k, v in second["seed"].items() if k != "reused"} == {

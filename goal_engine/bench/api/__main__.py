@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from goal_engine.bench.api.load import ENDPOINTS
@@ -38,6 +39,9 @@ Phases:
                built after, the statements run on --seed-connections connections at once,
                then VACUUM (ANALYZE) and CHECKPOINT. Progress lines show rows/s. Kafka, the
                worker and the projector are not started.
+     prewarm   the tables and indexes the routes read into PostgreSQL's shared_buffers
+               (pg_prewarm), smallest first, as far as they fit (--no-prewarm: not);
+               the bench's own PostgreSQL runs with --shared-buffers MiB of them.
   3. api       `goal-engine api` as a child process on a free port; wait for /healthz.
   4. check     the stats of one workflow (all time; the last 30 days by day; the last 24 h
                and some minutes up to now by hour, partial hours at both ends, every
@@ -90,6 +94,12 @@ def _mix(text: str) -> dict[str, int]:
     if not mix:
         raise argparse.ArgumentTypeError("give at least one endpoint a weight above 0")
     return mix
+
+
+def default_shared_buffers_mib() -> int:
+    """A quarter of the machine's memory, at most 8 GiB (and at least PostgreSQL's 128 MB)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(128, min(8192, memory // 4 // 2**20))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="API processes: goal-engine api --workers N (default: %(default)s)",
     )
+    server = parser.add_argument_group("postgresql")
+    server.add_argument(
+        "--shared-buffers",
+        type=positive_int,
+        default=default_shared_buffers_mib(),
+        metavar="MIB",
+        help="shared_buffers of the PostgreSQL the bench starts (not of GOAL_ENGINE_DATABASE_URL's "
+        "server): a quarter of this machine's memory, at most 8 GiB, as PostgreSQL's docs advise for "
+        "a dedicated server (default here: %(default)s)",
+    )
+    server.add_argument(
+        "--no-prewarm",
+        dest="prewarm",
+        action="store_false",
+        help="do not load the routes' tables and indexes into shared_buffers (pg_prewarm) before the "
+        "load: measure whatever the caches hold (default: load them, as far as they fit)",
+    )
     other = parser.add_argument_group("other")
     other.add_argument(
         "--ready-timeout",
@@ -207,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         reuse_seed=args.reuse_seed,
         api_workers=args.api_workers,
         seed_connections=args.seed_connections,
+        shared_buffers_mib=args.shared_buffers,
+        prewarm=args.prewarm,
     )
     return run(options, Settings())
 

@@ -9,6 +9,7 @@ from typing import Any
 from goal_engine.bench.api.check import CheckResult
 from goal_engine.bench.api.load import ENDPOINTS, Samples
 from goal_engine.bench.api.seed import SeedResult
+from goal_engine.bench.api.warm import WarmResult
 from goal_engine.bench.report import (
     LatencyStats,
     aligned,
@@ -41,6 +42,7 @@ class ApiSetup:
     duration_seconds: float
     mix: dict[str, int]
     api_workers: int = 1
+    shared_buffers_mib: int | None = None  # None: a server the bench did not start
 
 
 @dataclass
@@ -97,6 +99,7 @@ class ApiReport:
     seed: SeedResult | None = None
     check: CheckResult | None = None
     measure: MeasureResult | None = None
+    warm: WarmResult | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -114,6 +117,11 @@ def render(report: ApiReport) -> str:
     rows.append((f"[setup (run {report.run_id}, {report.started_at})]", ""))
     rows += [
         ("postgresql", f"{s.database} ({origin(s.postgres_started_by_bench)})"),
+        *(
+            [("shared_buffers", f"{number(s.shared_buffers_mib)} MiB (--shared-buffers)")]
+            if s.shared_buffers_mib is not None
+            else []
+        ),
         ("api", f"goal-engine api --workers {s.api_workers}, log {s.api_log}"),
     ]
     if (seed := report.seed) is not None:
@@ -138,6 +146,15 @@ def render(report: ApiReport) -> str:
             ),
             ("database", f"{number(seed.database_mib)} MiB"),
         ]
+    if (warm := report.warm) is not None:
+        rows.append(("[prewarm: the routes' tables and indexes into shared_buffers (pg_prewarm)]", ""))
+        if warm.skipped:
+            rows.append(("skipped", warm.skipped))
+        else:
+            rows.append(
+                ("loaded", f"{warm.relations} relations, {number(warm.mib)} MiB in {warm.seconds:.1f} s")
+            )
+            rows += [("left cold", name) for name in warm.left_cold or []]
     if (check := report.check) is not None:
         rows.append(("[check: the API's stats against a brute-force count over the log]", ""))
         rows.append(("workflow", f"{check.tenant}/{check.workflow_id}: all time, and {check.window}"))

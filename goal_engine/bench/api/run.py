@@ -44,6 +44,7 @@ from goal_engine.bench.api.report import (
     worst_p99_line,
 )
 from goal_engine.bench.api.seed import Seeder, SeedResult, SeedWorkflow, plan
+from goal_engine.bench.api.warm import prewarm
 from goal_engine.bench.lifecycle import cancel_on_sigterm, progress, run_guarded
 from goal_engine.bench.report import LatencyStats
 from goal_engine.bench.stack import (
@@ -82,6 +83,8 @@ class Options:
     reuse_seed: bool = False
     seed_connections: int = 2
     api_workers: int = 1
+    shared_buffers_mib: int = 128  # of the PostgreSQL the bench starts
+    prewarm: bool = True
 
 
 def run(options: Options, base: Settings) -> int:
@@ -94,7 +97,8 @@ def run(options: Options, base: Settings) -> int:
     def phases() -> bool:
         nonlocal report
         progress(f"run {run_id}: PostgreSQL and a database of this run…")
-        postgres = provide_postgres(resources, base, LOCAL / "bench-api-postgres")
+        buffers = {"shared_buffers": f"{options.shared_buffers_mib}MB"}
+        postgres = provide_postgres(resources, base, LOCAL / "bench-api-postgres", buffers)
         if options.reuse_seed:
             database_url = asyncio.run(_kept_database(postgres.url, options))
         else:
@@ -122,6 +126,7 @@ def run(options: Options, base: Settings) -> int:
             setup=ApiSetup(
                 database=describe_database(database_url),
                 postgres_started_by_bench=postgres.started,
+                shared_buffers_mib=options.shared_buffers_mib if postgres.started else None,
                 database_kept=options.keep_database or options.reuse_seed,
                 api_log=str(api.log_path),
                 clients=options.clients,
@@ -231,6 +236,8 @@ async def _phases(
             f"({seed.rows_per_second:,.0f} rows/s), aggregates {seed.aggregate_seconds:.1f} s, "
             f"indexes {seed.index_seconds:.1f} s; database {seed.database_mib:,.0f} MiB"
         )
+        if options.prewarm:
+            report.warm = await prewarm(conn, end, progress)
         resources.callback(api.stop)  # unwinds first: the API stops before its database goes
         api.start()
         base_url = f"http://127.0.0.1:{settings.api_port}"
