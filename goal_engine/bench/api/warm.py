@@ -20,18 +20,11 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-#: The tables the four benchmarked routes read, with all their indexes.
-READ_TABLES = (
-    "workflows",
-    "workflow_stats",
-    "workflow_goal_type_stats",
-    "workflow_time_to_goal_bins",
-    "workflow_goal_type_time_to_goal_bins",
-    "workflow_activity_daily",
-    "workflow_goal_type_daily",
-    "workflow_time_to_goal_histogram_daily",
-    "workflow_goal_type_time_to_goal_histogram_daily",
-)
+from projections.rebuild import READ_MODELS
+
+#: The tables the four benchmarked routes read, with all their indexes: the configured
+#: workflows, and the read models kept for all time (``_stats``, ``_bins``) and by day.
+READ_TABLES = ("workflows", *(t for t in READ_MODELS if t.endswith(("_stats", "_bins", "_daily"))))
 LOG = "workflow_goal_achievements"
 
 
