@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -61,6 +61,19 @@ async def enrollment(pool: asyncpg.Pool, tenant_id: str, enrollment_id: str) -> 
     return dict(row) if row is not None else None
 
 
+_RECENT = timedelta(days=31)
+_FIRST = datetime(1, 1, 1, tzinfo=UTC)  # before anything a time check lets in
+_PAGE = """
+SELECT id, workflow_id, workflow_enrollment_id, contact_id, goal_config_id, goal_type,
+       achieved_at, trigger_event, metadata
+FROM workflow_goal_achievements
+WHERE tenant_id = $1 AND workflow_id = $2 AND achieved_at >= $6
+  AND ($3::timestamptz IS NULL OR (achieved_at, id) < ($3, $4::uuid))
+ORDER BY achieved_at DESC, id DESC
+LIMIT $5
+"""
+
+
 async def achievements(
     db: asyncpg.Pool | asyncpg.Connection,
     tenant_id: str,
@@ -68,23 +81,21 @@ async def achievements(
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> list[dict[str, Any]]:
-    """The achievement log, newest first; ``after`` is the (achieved_at, id) of the last row seen."""
-    rows = await db.fetch(
-        """
-        SELECT id, workflow_id, workflow_enrollment_id, contact_id, goal_config_id, goal_type,
-               achieved_at, trigger_event, metadata
-        FROM workflow_goal_achievements
-        WHERE tenant_id = $1 AND workflow_id = $2
-          AND ($3::timestamptz IS NULL OR (achieved_at, id) < ($3, $4::uuid))
-        ORDER BY achieved_at DESC, id DESC
-        LIMIT $5
-        """,
-        tenant_id,
-        workflow_id,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
-    )
+    """The achievement log, newest first; ``after`` is the (achieved_at, id) of the last row seen.
+
+    Read first over the 31 days before the position (or now), and over the whole log only
+    when those hold fewer than ``limit`` rows: a page is then the same rows either way,
+    since everything the first read leaves out is older than all it found. Why: read over
+    the whole log at once, the page merges every monthly partition and so fetches the
+    newest row of each from its table, a random page of each month, seldom cached (at 10M
+    achievements, 707 ms p99 with those months out of memory). The first read's bound
+    prunes the older months before they are read, in the generic plan too.
+    """
+    position, tiebreak = after if after else (None, None)
+    recent = (position or datetime.now(UTC)) - _RECENT
+    rows = await db.fetch(_PAGE, tenant_id, workflow_id, position, tiebreak, limit, recent)
+    if len(rows) < limit:
+        rows = await db.fetch(_PAGE, tenant_id, workflow_id, position, tiebreak, limit, _FIRST)
     # Every row's two documents in one parse: the same parser, a page's hundred calls fewer.
     documents = iter(
         json.loads("[" + ",".join(d for r in rows for d in (r["trigger_event"], r["metadata"])) + "]")

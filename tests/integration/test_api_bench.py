@@ -88,6 +88,12 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
         latency = endpoint["latency"]
         assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"] < 10_000
     assert measure["requests"] == sum(e["requests"] for e in measure["endpoints"])
+    # The API's cache counters over the load: every cached read answered, some from the cache
+    # (6 workflows, 2 tenants: the same all-time stats and summaries asked again and again).
+    cache = measure["read_cache"]
+    assert set(cache) == {"stats", "tenant-stats", "achievements"}, cache
+    assert cache["tenant-stats"].get("hit", 0) > 0 and cache["stats"].get("miss", 0) > 0, cache
+    assert "api's read cache" in stdout
     assert 1.9 < measure["seconds"] < 15  # the window, and the last answers after it
     # The run's database is gone.
     name = report["setup"]["database"].rsplit("/", 1)[1]

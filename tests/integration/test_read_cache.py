@@ -240,6 +240,36 @@ async def test_a_page_holds_each_achievement_s_own_documents(pool: asyncpg.Pool)
     assert await queries.achievements(pool, f"{tenant}-none", "wf", 50, None) == []
 
 
+@pytest.mark.parametrize("limit", [1, 7, 40, 500])
+async def test_pages_read_the_recent_month_first_and_are_the_whole_log_s(
+    pool: asyncpg.Pool, limit: int
+) -> None:
+    """queries.achievements reads the 31 days before the position first and the whole log only
+    when those hold too few: paged through with cursors, the pages are the log in order, both
+    where the recent days fill a page and where they do not (months apart, ties included)."""
+    tenant, now = f"pages-{uuid.uuid4().hex[:6]}", datetime.now(UTC).replace(microsecond=0)
+    rng = random.Random(limit)
+    times = [
+        now - timedelta(days=rng.choice([0, 1, 20, 33, 45, 90, 200]), hours=rng.randrange(24))
+        for _ in range(60)
+    ]
+    times += [now - timedelta(days=40)] * 3  # the same instant: the id orders them
+    journeys = [Journey(t - timedelta(hours=2), (("tag_added", t),)) for t in times]
+    await project(pool, tenant, "wf", journeys)
+    want = await pool.fetch(
+        "SELECT id::text FROM workflow_goal_achievements WHERE tenant_id = $1 "
+        "ORDER BY achieved_at DESC, id DESC",
+        tenant,
+    )
+    pages: list[list[str]] = []
+    position = None
+    while page := await queries.achievements(pool, tenant, "wf", limit, position):
+        pages.append([a["id"] for a in page])
+        position = (page[-1]["achieved_at"], page[-1]["id"])
+    assert [i for p in pages for i in p] == [r["id"] for r in want] and len(want) == len(times)
+    assert all(len(p) == limit for p in pages[:-1]), [len(p) for p in pages]  # full pages only
+
+
 class CountingPool:
     """The real pool, with the statements run on it counted."""
 

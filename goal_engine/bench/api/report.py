@@ -88,6 +88,8 @@ class MeasureResult:
     host_cpu_percent: float  # every process on the host (others' too); 100 % per core
     host_cores: int
     api_own_mean_ms: dict[str, float] = field(default_factory=dict)  # route -> its histogram's mean
+    # cached read -> {hit, miss, uncached: answers}, the warm-up included
+    read_cache: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -178,6 +180,16 @@ def render(report: ApiReport) -> str:
                 tail.append(
                     ("api's own mean", f"{millis(m.api_own_mean_ms[route])}  {route} (warm-up included)")
                 )
+        for read, results in m.read_cache.items():
+            answers = sum(results.values())
+            hits = results.get("hit", 0)
+            tail.append(
+                (
+                    "api's read cache",
+                    f"{read}: {100 * hits / answers:.0f} % hits "
+                    f"({number(hits)} of {number(answers)} answers, warm-up included)",
+                )
+            )
         cpu = f"api {m.api_cpu_percent:.0f} %, bench {m.bench_cpu_percent:.0f} %"
         if m.postgres_cpu_percent is not None:
             cpu += f", postgresql {m.postgres_cpu_percent:.0f} %"

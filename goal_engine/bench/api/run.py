@@ -362,23 +362,54 @@ async def _measure(
         host_cpu_percent=cpu["host"] or 0.0,
         host_cores=os.cpu_count() or 1,
         api_own_mean_ms=_own_means(own_before or [], own_after or []),
+        read_cache=_cache_lookups(own_before or [], own_after or []),
     )
+
+
+def _growth(
+    before: list[Sample], after: list[Sample], keep: Callable[[Sample], tuple[str, str] | None]
+) -> dict[tuple[str, str], float]:
+    """How much each counter grew over the load, by the key ``keep`` gives a sample (None: not
+    counted)."""
+    totals: dict[tuple[str, str], float] = {}
+    for sign, samples in ((-1, before), (1, after)):
+        for sample in samples:
+            if (key := keep(sample)) is not None:
+                totals[key] = totals.get(key, 0.0) + sign * sample.value
+    return totals
 
 
 def _own_means(before: list[Sample], after: list[Sample]) -> dict[str, float]:
     """Per route, the mean of the API's own request histogram over the load (warm-up included):
     the time spent inside the API, without the client's or the network's."""
-    totals: dict[tuple[str, str], float] = {}
-    for sign, samples in ((-1, before), (1, after)):
-        for sample in samples:
-            if sample.name.startswith("goal_engine_api_request_seconds_") and "route" in sample.labels:
-                key = (sample.labels["route"], sample.name.rsplit("_", 1)[1])  # (route, sum/count)
-                totals[key] = totals.get(key, 0.0) + sign * sample.value
+
+    def route_and_kind(sample: Sample) -> tuple[str, str] | None:  # kind: sum or count
+        if sample.name.startswith("goal_engine_api_request_seconds_") and "route" in sample.labels:
+            return sample.labels["route"], sample.name.rsplit("_", 1)[1]
+        return None
+
+    totals = _growth(before, after, route_and_kind)
     return {
         route: round(1000 * total / count, 1)
         for (route, kind), total in totals.items()
         if kind == "sum" and (count := totals.get((route, "count"), 0.0)) > 0
     }
+
+
+def _cache_lookups(before: list[Sample], after: list[Sample]) -> dict[str, dict[str, int]]:
+    """Per cached read, its answers over the load (warm-up included) by where they came from:
+    hit, miss or uncached (the API's ``goal_engine_api_read_cache_total``)."""
+
+    def route_and_result(sample: Sample) -> tuple[str, str] | None:
+        if sample.name == "goal_engine_api_read_cache_total":
+            return sample.labels["route"], sample.labels["result"]
+        return None
+
+    lookups: dict[str, dict[str, int]] = {}
+    for (route, result), n in sorted(_growth(before, after, route_and_result).items()):
+        if n > 0:
+            lookups.setdefault(route, {})[result] = round(n)
+    return lookups
 
 
 class _Backends:
