@@ -188,7 +188,10 @@ class Cluster:
         self.worker_ports = [free_port(), free_port()]
         for node in [*self.brokers, self.postgres]:
             node.start()
-        await self.wait_brokers(3, timeout=180)
+        try:
+            await self.wait_brokers(3, timeout=180)
+        except AssertionError as exc:  # say why: the brokers' own last lines (a CI run once timed out here)
+            raise AssertionError("\n".join([str(exc), *self.dump_logs()])) from None
         await self.wait_postgres(timeout=120)
         for name, command in (("migrate", ["migrate"]), ("topics", ["topics"])):
             await self.one_shot(name, command)
