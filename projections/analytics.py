@@ -216,20 +216,24 @@ SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_
 """
 
 # The partial hours ($3-$4 and $5-$6), row by row: (kind, at, goal_type, seconds) with kind
-# e an enrollment started, x an exit on a goal, g an achievement.
-PARTIAL_SQL = """
-SELECT 'e'::text AS kind, enrolled_at AS at, NULL::text AS goal_type, NULL::float8 AS seconds
-FROM enrollments WHERE tenant_id = $1 AND workflow_id = $2 AND start_seen
-  AND ((enrolled_at >= $3 AND enrolled_at < $4) OR (enrolled_at >= $5 AND enrolled_at < $6))
-UNION ALL
-SELECT 'x', ended_at, NULL, time_to_goal_seconds
-FROM enrollments WHERE tenant_id = $1 AND workflow_id = $2 AND status = 'completed_goal'
-  AND ((ended_at >= $3 AND ended_at < $4) OR (ended_at >= $5 AND ended_at < $6))
-UNION ALL
-SELECT 'g', achieved_at, goal_type, time_to_goal_seconds
-FROM workflow_goal_achievements WHERE tenant_id = $1 AND workflow_id = $2
-  AND ((achieved_at >= $3 AND achieved_at < $4) OR (achieved_at >= $5 AND achieved_at < $6))
-"""
+# e an enrollment started, x an exit on a goal, g an achievement. One branch per span, not
+# an OR of both: each is then a plain range of its index, read index-only (migration 0010)
+# where an OR would be a bitmap scan, which always visits the table; and an empty span is
+# skipped before any read, as in _in_window.
+_PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
+    ("'e'::text AS kind, enrolled_at AS at, NULL::text AS goal_type, NULL::float8 AS seconds",
+     "enrollments", " AND start_seen", "enrolled_at"),
+    ("'x', ended_at, NULL, time_to_goal_seconds",
+     "enrollments", " AND status = 'completed_goal'", "ended_at"),
+    ("'g', achieved_at, goal_type, time_to_goal_seconds",
+     "workflow_goal_achievements", "", "achieved_at"),
+)  # fmt: skip
+PARTIAL_SQL = "\nUNION ALL\n".join(
+    f"SELECT {columns} FROM {table} WHERE ${lo}::timestamptz < ${hi}::timestamptz"
+    f" AND tenant_id = $1 AND workflow_id = $2{condition} AND {at} >= ${lo} AND {at} < ${hi}"
+    for columns, table, condition, at in _PARTIAL_SOURCES
+    for lo, hi in ((3, 4), (5, 6))
+)
 
 
 @dataclass
