@@ -106,8 +106,9 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
 #   t  achievements of goal_type: n1
 #   h  the exits' time-to-goal histogram: counts[i] exits in bin bins[i]
 #   y  goal_type's: counts[i] achievements in bin bins[i], seconds[i] their seconds
-# and start is the series bucket (NULL without a series). A histogram comes as arrays, one
-# row, not a row per bin: a workflow's histograms have hundreds of bins.
+# and start is the series bucket (NULL without a series). A histogram comes as arrays, not a
+# row per bin (a workflow's histograms have hundreds of bins): one row of all time, or in a
+# window one per whole day and one for the whole hours, added up by _Tally.
 _KNOWN = """
 SELECT 'k'::text AS kind, NULL::timestamptz AS start, pg_current_snapshot()::text AS goal_type,
        (EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
@@ -136,36 +137,47 @@ FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id =
 """
 
 
-def _in_window(hourly: str, daily: str, columns: str) -> str:
-    """The rows of one rollup in a window's whole days ($4-$5) and whole hours ($6-$7, $8-$9).
+def _span(table: str, columns: str, lo: int, hi: int) -> str:
+    """The rows of one rollup in the span ``$lo``-``$hi`` of the window's parameters.
 
-    Each span is first checked on its own (``$lo < $hi``: no column in it, so PostgreSQL
+    The span is first checked on its own (``$lo < $hi``: no column in it, so PostgreSQL
     tests it once, before the scan, even in the generic plan the read pool uses). An
     empty span then reads no index at all: a window of whole days used to descend the
     four big hourly indexes twice each for nothing, a random page of each that is
     seldom cached (at 10M achievements, most of the window's reads from disk).
     """
-    where = (
-        "${0}::timestamptz < ${1}::timestamptz"
-        " AND tenant_id = $1 AND workflow_id = $2 AND bucket >= ${0} AND bucket < ${1}"
+    return (
+        f"SELECT {columns} FROM {table} WHERE ${lo}::timestamptz < ${hi}::timestamptz"
+        f" AND tenant_id = $1 AND workflow_id = $2 AND bucket >= ${lo} AND bucket < ${hi}"
     )
-    select = f"SELECT bucket, {columns} FROM {{table}} WHERE {where}"
-    return f"""(
-    {select.format(4, 5, table=daily)}
-    UNION ALL {select.format(6, 7, table=hourly)}
-    UNION ALL {select.format(8, 9, table=hourly)}
-) AS r"""
 
 
-def _unnested(daily: str, keys: str, arrays: str) -> str:
-    """A daily histogram (a day's bins in arrays, migration 0009) as the rows of its hourly
-    one: one per bin, the arrays' columns named as the hourly table's."""
-    columns = arrays.replace("bins", "bin", 1)
-    sources = ", ".join(f"d.{a}" for a in arrays.split(", "))
-    return f"(SELECT {keys}, u.* FROM {daily} AS d, unnest({sources}) AS u({columns})) AS days"
+def _whole_hours(hourly: str, columns: str) -> str:
+    """The rows of an hourly rollup in the window's whole hours ($6-$7 and $8-$9)."""
+    return f"{_span(hourly, columns, 6, 7)} UNION ALL {_span(hourly, columns, 8, 9)}"
 
 
-# The series bucket is date_trunc($3: the interval, or NULL for none).
+def _in_window(hourly: str, daily: str, columns: str) -> str:
+    """The rows of one rollup in a window's whole days ($4-$5) and whole hours."""
+    columns = f"bucket, {columns}"
+    return f"({_span(daily, columns, 4, 5)} UNION ALL {_whole_hours(hourly, columns)}) AS r"
+
+
+#: The hourly rollups a window reads for the whole hours at its ends (WINDOW_SQL below):
+#: a window up to now reads them for today's hours and the hours at its start.
+HOURLY_ROLLUPS = (
+    "workflow_activity_hourly",
+    "workflow_goal_type_hourly",
+    "workflow_time_to_goal_histogram",
+    "workflow_goal_type_time_to_goal_histogram",
+)
+
+
+# The series bucket is date_trunc($3: the interval, or NULL for none). A histogram comes
+# as one row per whole day, its arrays as the daily rollup keeps them, and one row of the
+# whole hours' bins summed: the API adds them up (_Tally). Summed here instead (unnest,
+# then GROUP BY bin), a 30-day window cost PostgreSQL ~1.1 ms more CPU than it costs
+# Python to add ~750 bins per histogram.
 WINDOW_SQL = f"""
 {_KNOWN}
 UNION ALL
@@ -184,33 +196,28 @@ SELECT 't', date_trunc($3, bucket, 'UTC'), goal_type, sum(achieved)::bigint, NUL
 FROM {_in_window("workflow_goal_type_hourly", "workflow_goal_type_daily", "goal_type, achieved")}
 GROUP BY 2, 3
 UNION ALL
+{_span("workflow_time_to_goal_histogram_daily", f"'h', NULL, NULL, {_NO_FIGURES}, bins, exits, NULL", 4, 5)}
+UNION ALL
 SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
     SELECT bin, sum(exits)::bigint AS n
-    FROM {
-    _in_window(
-        "workflow_time_to_goal_histogram",
-        _unnested(
-            "workflow_time_to_goal_histogram_daily", "d.tenant_id, d.workflow_id, d.bucket", "bins, exits"
-        ),
-        "bin, exits",
-    )
-}
+    FROM ({_whole_hours("workflow_time_to_goal_histogram", "bin, exits")}) AS r
     GROUP BY bin
 ) AS b
 UNION ALL
-SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_agg(s) FROM (
-    SELECT goal_type, bin, sum(achievements)::bigint AS n, sum(seconds) AS s
-    FROM {
-    _in_window(
-        "workflow_goal_type_time_to_goal_histogram",
-        _unnested(
-            "workflow_goal_type_time_to_goal_histogram_daily",
-            "d.tenant_id, d.workflow_id, d.bucket, d.goal_type",
-            "bins, achievements, seconds",
-        ),
-        "goal_type, bin, achievements, seconds",
+{
+    _span(
+        "workflow_goal_type_time_to_goal_histogram_daily",
+        f"'y', NULL, goal_type, {_NO_FIGURES}, bins, achievements, seconds",
+        4,
+        5,
     )
 }
+UNION ALL
+SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_agg(s) FROM (
+    SELECT goal_type, bin, sum(achievements)::bigint AS n, sum(seconds) AS s
+    FROM ({
+    _whole_hours("workflow_goal_type_time_to_goal_histogram", "goal_type, bin, achievements, seconds")
+}) AS r
     GROUP BY 1, 2
 ) AS b GROUP BY goal_type
 """
@@ -220,7 +227,7 @@ SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_
 # an OR of both: each is then a plain range of its index, read index-only (migration 0010)
 # where an OR would be a bitmap scan, which always visits the table; and an empty span is
 # skipped before any read, as in _in_window.
-_PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
+PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
     ("'e'::text AS kind, enrolled_at AS at, NULL::text AS goal_type, NULL::float8 AS seconds",
      "enrollments", " AND start_seen", "enrolled_at"),
     ("'x', ended_at, NULL, time_to_goal_seconds",
@@ -231,7 +238,7 @@ _PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
 PARTIAL_SQL = "\nUNION ALL\n".join(
     f"SELECT {columns} FROM {table} WHERE ${lo}::timestamptz < ${hi}::timestamptz"
     f" AND tenant_id = $1 AND workflow_id = $2{condition} AND {at} >= ${lo} AND {at} < ${hi}"
-    for columns, table, condition, at in _PARTIAL_SOURCES
+    for columns, table, condition, at in PARTIAL_SOURCES
     for lo, hi in ((3, 4), (5, 6))
 )
 
@@ -296,9 +303,9 @@ class _Tally:
 
 
 def _add(into: dict[int, Any], bins: list[int], values: list[Any]) -> None:
-    """Add a histogram's arrays to ``into`` (a defaultdict): by C code when it is empty, as it is
-    for every histogram of an all-time or window read (one row each, its bins unique: the
-    tables' keys, GROUP BY bin), bin by bin otherwise."""
+    """Add a histogram's arrays to ``into`` (a defaultdict): by C code when it is empty (the
+    first row of each histogram: its bins are unique, the tables' keys or GROUP BY bin),
+    bin by bin otherwise (a window's other days)."""
     if not into:
         into.update(zip(bins, values, strict=True))
         return

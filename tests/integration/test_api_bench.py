@@ -74,12 +74,14 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     warm = report["warm"]
     assert warm["skipped"] is None and warm["left_cold"] == [], warm
     assert warm["relations"] >= 2 * len(READ_TABLES) and warm["mib"] > 0
+    assert warm["recent_rows"] > 0  # every workflow's last days of the hourly rollups and enrollments
     assert "prewarm: " in stdout
     measure = report["measure"]
     assert measure["non_2xx"] == 0 and measure["clients"] == 4
     assert {e["name"] for e in measure["endpoints"]} == {
         "stats",
         "stats-window",
+        "stats-now",
         "tenant-stats",
         "achievements",
     }
@@ -93,6 +95,7 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     cache = measure["read_cache"]
     assert set(cache) == {"stats", "tenant-stats", "achievements"}, cache
     assert cache["tenant-stats"].get("hit", 0) > 0 and cache["stats"].get("miss", 0) > 0, cache
+    assert cache["stats"].get("uncached", 0) > 0, cache  # stats-now: up to now, never kept
     assert "api's read cache" in stdout
     assert 1.9 < measure["seconds"] < 15  # the window, and the last answers after it
     # The run's database is gone.

@@ -18,7 +18,7 @@ from goal_engine.bench.cli import (
 )
 from goal_engine.core.config import Settings
 
-DEFAULT_MIX = "stats=1,stats-window=1,tenant-stats=1,achievements=1"
+DEFAULT_MIX = "stats=1,stats-window=1,stats-now=1,tenant-stats=1,achievements=1"
 
 DESCRIPTION = (
     """\
@@ -40,8 +40,10 @@ Phases:
                then VACUUM (ANALYZE) and CHECKPOINT. Progress lines show rows/s. Kafka, the
                worker and the projector are not started.
      prewarm   the tables and indexes the routes read into PostgreSQL's shared_buffers
-               (pg_prewarm), smallest first, as far as they fit (--no-prewarm: not);
-               the bench's own PostgreSQL runs with --shared-buffers MiB of them.
+               (pg_prewarm), smallest first, as far as they fit, then every workflow's
+               last 32 days of the hourly rollups and enrollments (what a window up to
+               now reads) by reading them (--no-prewarm: none of it); the bench's own
+               PostgreSQL runs with --shared-buffers MiB of them.
   3. api       `goal-engine api` as a child process on a free port; wait for /healthz.
   4. check     the stats of one workflow (all time; the last 30 days by day; the last 24 h
                and some minutes up to now by hour, partial hours at both ends, every

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from goal_engine.bench.api.seed import SeedWorkflow
@@ -41,6 +41,11 @@ ENDPOINTS = {
             "stats-window",
             "/workflows/{workflow_id}/goals/stats",
             "the same over a random 30-day window, interval=day (a 30-bucket series)",
+        ),
+        Endpoint(
+            "stats-now",
+            "/workflows/{workflow_id}/goals/stats",
+            "the last 30 days up to now, interval=day: never kept (to is now), partial hours at both ends",
         ),
         Endpoint("tenant-stats", "/goals/stats", "the tenant's workflows with their conversion"),
         Endpoint(
@@ -118,6 +123,8 @@ class Load:
                 "to": (start + timedelta(days=30)).isoformat(),
                 "interval": "day",
             }
+        elif name == "stats-now":  # a dashboard's "last 30 days": no `to`, so up to now
+            query = {"from": (datetime.now(UTC) - timedelta(days=30)).isoformat(), "interval": "day"}
         elif name == "achievements":
             query = {"limit": "50"}
         return name, path, query, headers

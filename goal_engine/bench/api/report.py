@@ -157,6 +157,8 @@ def render(report: ApiReport) -> str:
                 ("loaded", f"{warm.relations} relations, {number(warm.mib)} MiB in {warm.seconds:.1f} s")
             )
             rows += [("left cold", name) for name in warm.left_cold or []]
+            recent = f"{number(warm.recent_rows)} rows in {warm.recent_seconds:.1f} s"
+            rows.append(("recent days", f"every workflow's hourly rollups and enrollments: {recent}"))
     if (check := report.check) is not None:
         rows.append(("[check: the API's stats against a brute-force count over the log]", ""))
         rows.append(("workflow", f"{check.tenant}/{check.workflow_id}: all time, and {check.window}"))
