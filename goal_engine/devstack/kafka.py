@@ -29,6 +29,13 @@ from goal_engine.devstack.processes import LocalServer, spawn, stop_child
 
 log = logging.getLogger("goal_engine.devstack")
 
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id, the shape of `kafka-storage.sh random-uuid` (base64url of 16 bytes,
+    no padding). It may begin with "-": pass it to the storage tool as "--cluster-id=ID"."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
 # Keep in step with <kafka.version> in deploy/kafka/pom.xml (the POM says why this one).
 # Known Faust 0.15.3 issue, any broker version: with processing_guarantee="exactly_once"
 # table recovery reads the changelog end from consumer.last_stable_offset(), which is None
@@ -293,9 +300,7 @@ class KafkaBroker(LocalServer):
             return
         id_file = self.data_dir / "cluster.id"
         if not id_file.is_file():
-            # Same shape as `kafka-storage.sh random-uuid`: base64url of 16 bytes, no padding.
-            raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            id_file.write_text(raw + "\n")
+            id_file.write_text(new_cluster_id() + "\n")
         cluster_id = id_file.read_text().strip()
         log.info("formatting KRaft storage in %s (cluster id %s)…", self.data_dir, cluster_id)
         # One argument, "--cluster-id=ID": an id may begin with "-" (base64url), which as a separate

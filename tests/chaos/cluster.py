@@ -13,7 +13,6 @@ container stays down until the test starts it again.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 import uuid
@@ -27,6 +26,7 @@ from aiokafka.client import AIOKafkaClient
 from testcontainers.core.container import DockerContainer
 
 from goal_engine.core.config import Settings
+from goal_engine.devstack.kafka import new_cluster_id
 from goal_engine.devstack.ports import free_port
 from tests.integration.helpers import eventually
 
@@ -131,7 +131,9 @@ class Cluster:
         self.settings = Settings(
             kafka_bootstrap=self.bootstrap, database_url=self.database_url, jwt_secret=JWT_SECRET
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Beginning with "-" on purpose (1 in 64 random ids do): the brokers' entrypoint must
+        # pass it as one argument, or the storage tool takes it for an option (a CI run failed so).
+        cluster_id = "-" + new_cluster_id()[1:]
         voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
         self.brokers = [
             Node(

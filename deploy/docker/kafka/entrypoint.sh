@@ -48,6 +48,8 @@ java_cmd=(java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx384m} -XX:+UseG1GC -Djava.awt.hea
 
 if [ ! -f "$data/kraft/meta.properties" ]; then
     echo "formatting KRaft storage (node $KAFKA_NODE_ID, cluster $KAFKA_CLUSTER_ID)"
-    "${java_cmd[@]}" kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$data/server.properties"
+    # One argument, --cluster-id=ID: an id may begin with "-" (base64url, 1 in 64), which as
+    # a separate argument the tool takes for an option (a chaos run failed so).
+    "${java_cmd[@]}" kafka.tools.StorageTool format --cluster-id="$KAFKA_CLUSTER_ID" -c "$data/server.properties"
 fi
 exec "${java_cmd[@]}" kafka.Kafka "$data/server.properties"
