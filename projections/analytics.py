@@ -137,8 +137,9 @@ FROM workflow_goal_type_time_to_goal_bins WHERE tenant_id = $1 AND workflow_id =
 """
 
 
-def _span(table: str, columns: str, lo: int, hi: int) -> str:
-    """The rows of one rollup in the span ``$lo``-``$hi`` of the window's parameters.
+def _span(table: str, columns: str, lo: int, hi: int, at: str = "bucket", condition: str = "") -> str:
+    """The rows of ``table`` (a rollup, or a log) whose ``at`` is in the span ``$lo``-``$hi``
+    of the window's parameters (and ``condition``).
 
     The span is first checked on its own (``$lo < $hi``: no column in it, so PostgreSQL
     tests it once, before the scan, even in the generic plan the read pool uses). An
@@ -148,7 +149,7 @@ def _span(table: str, columns: str, lo: int, hi: int) -> str:
     """
     return (
         f"SELECT {columns} FROM {table} WHERE ${lo}::timestamptz < ${hi}::timestamptz"
-        f" AND tenant_id = $1 AND workflow_id = $2 AND bucket >= ${lo} AND bucket < ${hi}"
+        f" AND tenant_id = $1 AND workflow_id = $2{condition} AND {at} >= ${lo} AND {at} < ${hi}"
     )
 
 
@@ -226,7 +227,7 @@ SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_
 # e an enrollment started, x an exit on a goal, g an achievement. One branch per span, not
 # an OR of both: each is then a plain range of its index, read index-only (migration 0010)
 # where an OR would be a bitmap scan, which always visits the table; and an empty span is
-# skipped before any read, as in _in_window.
+# skipped before any read (_span).
 PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
     ("'e'::text AS kind, enrolled_at AS at, NULL::text AS goal_type, NULL::float8 AS seconds",
      "enrollments", " AND start_seen", "enrolled_at"),
@@ -236,8 +237,7 @@ PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
      "workflow_goal_achievements", "", "achieved_at"),
 )  # fmt: skip
 PARTIAL_SQL = "\nUNION ALL\n".join(
-    f"SELECT {columns} FROM {table} WHERE ${lo}::timestamptz < ${hi}::timestamptz"
-    f" AND tenant_id = $1 AND workflow_id = $2{condition} AND {at} >= ${lo} AND {at} < ${hi}"
+    _span(table, columns, lo, hi, at, condition)
     for columns, table, condition, at in PARTIAL_SOURCES
     for lo, hi in ((3, 4), (5, 6))
 )
