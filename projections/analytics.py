@@ -23,14 +23,14 @@ goal's achievement (in an ``all`` workflow, each goal's own moment).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
 
-from projections.histogram import RELATIVE_ERROR, bin_of, histogram_percentiles
+from projections.histogram import RELATIVE_ERROR, histogram_percentiles
+from projections.tally import PARTIAL_KINDS, Rollups, Tally, bucket_of
 
 Interval = Literal["hour", "day", "week"]
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -57,13 +57,11 @@ class Window:
         return self.start is None and self.end is None and self.interval is None
 
 
-def bucket_of(t: datetime, interval: str) -> datetime:
-    """The start of the UTC hour, day or ISO week (Monday) that contains ``t``."""
-    hour = t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    if interval == "hour":
-        return hour
-    day = hour.replace(hour=0)
-    return day if interval == "day" else day - timedelta(days=day.weekday())
+def rollups_key(window: Window, now: datetime) -> tuple[object, ...]:
+    """What a window's :class:`Rollups` depend on besides the database: its interval and
+    the spans of its whole days and hours (the same for every ``now`` of the same hour)."""
+    cut = segments(window.start or BEGINNING, window.end or now, window.interval)
+    return (window.interval, *(t for span in (cut.days, *cut.hours) for t in span))
 
 
 def _ceil(t: datetime, unit: str) -> datetime:
@@ -108,7 +106,7 @@ def segments(start: datetime, end: datetime, interval: str | None) -> Segments:
 #   y  goal_type's: counts[i] achievements in bin bins[i], seconds[i] their seconds
 # and start is the series bucket (NULL without a series). A histogram comes as arrays, not a
 # row per bin (a workflow's histograms have hundreds of bins): one row of all time, or in a
-# window one per whole day and one for the whole hours, added up by _Tally.
+# window one per whole day and one for the whole hours, added up by Tally.
 _KNOWN = """
 SELECT 'k'::text AS kind, NULL::timestamptz AS start, pg_current_snapshot()::text AS goal_type,
        (EXISTS (SELECT 1 FROM workflows WHERE tenant_id = $1 AND workflow_id = $2)
@@ -153,15 +151,25 @@ def _span(table: str, columns: str, lo: int, hi: int, at: str = "bucket", condit
     )
 
 
+#: A rollup's branch of WINDOW_SQL reads nothing when the database is as it was when the
+#: rollups kept for this window were read ($14: their snapshot text; NULL when none is
+#: kept). Like an empty span, it is tested once, before any scan (no column in it).
+_CHANGED = " AND pg_current_snapshot()::text IS DISTINCT FROM $14::text"
+
+
+def _rollup(table: str, columns: str, lo: int, hi: int) -> str:
+    return _span(table, columns, lo, hi, condition=_CHANGED)
+
+
 def _whole_hours(hourly: str, columns: str) -> str:
     """The rows of an hourly rollup in the window's whole hours ($6-$7 and $8-$9)."""
-    return f"{_span(hourly, columns, 6, 7)} UNION ALL {_span(hourly, columns, 8, 9)}"
+    return f"{_rollup(hourly, columns, 6, 7)} UNION ALL {_rollup(hourly, columns, 8, 9)}"
 
 
 def _in_window(hourly: str, daily: str, columns: str) -> str:
     """The rows of one rollup in a window's whole days ($4-$5) and whole hours."""
     columns = f"bucket, {columns}"
-    return f"({_span(daily, columns, 4, 5)} UNION ALL {_whole_hours(hourly, columns)}) AS r"
+    return f"({_rollup(daily, columns, 4, 5)} UNION ALL {_whole_hours(hourly, columns)}) AS r"
 
 
 #: The hourly rollups a window reads for the whole hours at its ends (WINDOW_SQL below):
@@ -173,10 +181,29 @@ HOURLY_ROLLUPS = (
     "workflow_goal_type_time_to_goal_histogram",
 )
 
+# The partial hours ($10-$11 and $12-$13), row by row, as rows of kind e (an enrollment
+# started), x (an exit on a goal) or g (an achievement), with start the instant (bucketed
+# by Tally.add_rows) and f1 the time to goal. One branch per span, not an OR of both: each
+# is then a plain range of its index, read index-only (migration 0010) where an OR would be
+# a bitmap scan, which always visits the table; and an empty span is skipped before any read.
+PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
+    (f"'e', enrolled_at, NULL, {_NO_FIGURES}, {_NO_ARRAYS}",
+     "enrollments", " AND start_seen", "enrolled_at"),
+    (f"'x', ended_at, NULL, NULL, NULL, NULL, time_to_goal_seconds, {_NO_ARRAYS}",
+     "enrollments", " AND status = 'completed_goal'", "ended_at"),
+    (f"'g', achieved_at, goal_type, NULL, NULL, NULL, time_to_goal_seconds, {_NO_ARRAYS}",
+     "workflow_goal_achievements", "", "achieved_at"),
+)  # fmt: skip
+_PARTIAL = "\nUNION ALL\n".join(
+    _span(table, columns, lo, hi, at, condition)
+    for columns, table, condition, at in PARTIAL_SOURCES
+    for lo, hi in ((10, 11), (12, 13))
+)
 
+# One statement, so one snapshot, for the whole window: its rollups and its partial hours.
 # The series bucket is date_trunc($3: the interval, or NULL for none). A histogram comes
 # as one row per whole day, its arrays as the daily rollup keeps them, and one row of the
-# whole hours' bins summed: the API adds them up (_Tally). Summed here instead (unnest,
+# whole hours' bins summed: the API adds them up (Tally). Summed here instead (unnest,
 # then GROUP BY bin), a 30-day window cost PostgreSQL ~1.1 ms more CPU than it costs
 # Python to add ~750 bins per histogram.
 WINDOW_SQL = f"""
@@ -197,7 +224,7 @@ SELECT 't', date_trunc($3, bucket, 'UTC'), goal_type, sum(achieved)::bigint, NUL
 FROM {_in_window("workflow_goal_type_hourly", "workflow_goal_type_daily", "goal_type, achieved")}
 GROUP BY 2, 3
 UNION ALL
-{_span("workflow_time_to_goal_histogram_daily", f"'h', NULL, NULL, {_NO_FIGURES}, bins, exits, NULL", 4, 5)}
+{_rollup("workflow_time_to_goal_histogram_daily", f"'h', NULL, NULL, {_NO_FIGURES}, bins, exits, NULL", 4, 5)}
 UNION ALL
 SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
     SELECT bin, sum(exits)::bigint AS n
@@ -206,7 +233,7 @@ SELECT 'h', NULL, NULL, {_NO_FIGURES}, array_agg(bin), array_agg(n), NULL FROM (
 ) AS b
 UNION ALL
 {
-    _span(
+    _rollup(
         "workflow_goal_type_time_to_goal_histogram_daily",
         f"'y', NULL, goal_type, {_NO_FIGURES}, bins, achievements, seconds",
         4,
@@ -221,96 +248,9 @@ SELECT 'y', NULL, goal_type, {_NO_FIGURES}, array_agg(bin), array_agg(n), array_
 }) AS r
     GROUP BY 1, 2
 ) AS b GROUP BY goal_type
+UNION ALL
+{_PARTIAL}
 """
-
-# The partial hours ($3-$4 and $5-$6), row by row: (kind, at, goal_type, seconds) with kind
-# e an enrollment started, x an exit on a goal, g an achievement. One branch per span, not
-# an OR of both: each is then a plain range of its index, read index-only (migration 0010)
-# where an OR would be a bitmap scan, which always visits the table; and an empty span is
-# skipped before any read (_span).
-PARTIAL_SOURCES = (  # (columns, table, condition, its time column)
-    ("'e'::text AS kind, enrolled_at AS at, NULL::text AS goal_type, NULL::float8 AS seconds",
-     "enrollments", " AND start_seen", "enrolled_at"),
-    ("'x', ended_at, NULL, time_to_goal_seconds",
-     "enrollments", " AND status = 'completed_goal'", "ended_at"),
-    ("'g', achieved_at, goal_type, time_to_goal_seconds",
-     "workflow_goal_achievements", "", "achieved_at"),
-)  # fmt: skip
-PARTIAL_SQL = "\nUNION ALL\n".join(
-    _span(table, columns, lo, hi, at, condition)
-    for columns, table, condition, at in PARTIAL_SOURCES
-    for lo, hi in ((3, 4), (5, 6))
-)
-
-
-@dataclass
-class _Tally:
-    """The figures of a window (or all time) as the rows above give them."""
-
-    known: bool = False
-    snapshot: str = ""  # what the first statement read at
-    activity: dict[datetime | None, list[float]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0.0])
-    )  # series bucket -> [enrolled, achieved, timed exits, seconds]
-    by_type: dict[tuple[datetime | None, str], int] = field(default_factory=lambda: defaultdict(int))
-    exit_bins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    # goal type -> bin -> achievements, and -> their seconds
-    type_counts: dict[str, dict[int, int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int))
-    )
-    type_seconds: dict[str, dict[int, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
-
-    def add_rollups(self, rows: Iterable[asyncpg.Record]) -> None:
-        for kind, start, goal_type, n1, n2, n3, f1, bins, counts, seconds in rows:
-            match kind:
-                case "k":
-                    self.known, self.snapshot = bool(n1), goal_type
-                case "a":
-                    a = self.activity[start]
-                    a[0] += n1
-                    a[1] += n2
-                    a[2] += n3
-                    a[3] += f1
-                case "t":
-                    self.by_type[(start, goal_type)] += n1
-                case "h" if bins is not None:
-                    _add(self.exit_bins, bins, counts)
-                case "y":
-                    _add(self.type_counts[goal_type], bins, counts)
-                    _add(self.type_seconds[goal_type], bins, seconds)
-
-    def add_rows(self, rows: Iterable[asyncpg.Record], interval: str | None) -> None:
-        for kind, at, goal_type, seconds in rows:
-            start = bucket_of(at, interval) if interval else None
-            match kind:
-                case "e":
-                    self.activity[start][0] += 1
-                case "x":
-                    a = self.activity[start]
-                    a[1] += 1
-                    if seconds is not None:
-                        a[2] += 1
-                        a[3] += seconds
-                        self.exit_bins[bin_of(seconds)] += 1
-                case "g":
-                    self.by_type[(start, goal_type)] += 1
-                    if seconds is not None:
-                        b = bin_of(seconds)
-                        self.type_counts[goal_type][b] += 1
-                        self.type_seconds[goal_type][b] += seconds
-
-
-def _add(into: dict[int, Any], bins: list[int], values: list[Any]) -> None:
-    """Add a histogram's arrays to ``into`` (a defaultdict): by C code when it is empty (the
-    first row of each histogram: its bins are unique, the tables' keys or GROUP BY bin),
-    bin by bin otherwise (a window's other days)."""
-    if not into:
-        into.update(zip(bins, values, strict=True))
-        return
-    for b, v in zip(bins, values, strict=True):
-        into[b] += v
 
 
 def rate(part: int, whole: int) -> float:
@@ -342,27 +282,35 @@ async def read_workflow_stats(
     workflow_id: str,
     window: Window = Window(),
     now: datetime | None = None,
-) -> tuple[dict[str, Any] | None, str]:
-    """:func:`workflow_stats`, and the snapshot text its first statement read at (a window's
-    partial hours are read by a second one, which may see later commits, never earlier)."""
-    tally = _Tally()
+    kept: Rollups | None = None,
+) -> tuple[dict[str, Any] | None, str, Rollups | None]:
+    """:func:`workflow_stats`, the snapshot text its statement read at, and a window's
+    :class:`Rollups` (``kept`` itself when the database is still at its snapshot; None for
+    all time). ``kept`` must be this window's (:func:`rollups_key`, same tenant and workflow).
+    """
     start, end = window.start or BEGINNING, window.end or now or datetime.now(UTC)
     check_series(window, end)
-    async with pool.acquire() as conn:
-        if window.all_time:
-            tally.add_rollups(await conn.fetch(ALL_TIME_SQL, tenant_id, workflow_id))
+    rollups = None
+    if window.all_time:
+        tally = Tally()
+        tally.add_rollups(await pool.fetch(ALL_TIME_SQL, tenant_id, workflow_id))
+    else:
+        cut = segments(start, end, window.interval)
+        spans = [t for span in (cut.days, *cut.hours, *cut.partial) for t in span]
+        kept_at = kept.snapshot if kept else None
+        rows = await pool.fetch(WINDOW_SQL, tenant_id, workflow_id, window.interval, *spans, kept_at)
+        tally = Tally()
+        tally.add_rollups(row for row in rows if row[0] not in PARTIAL_KINDS)
+        # The same statement tested the same snapshot: equal, its rollups' branches read nothing.
+        if kept and tally.snapshot == kept_at:
+            rollups, tally = kept, kept.tally()
         else:
-            cut = segments(start, end, window.interval)
-            spans = [t for span in (cut.days, *cut.hours) for t in span]
-            tally.add_rollups(await conn.fetch(WINDOW_SQL, tenant_id, workflow_id, window.interval, *spans))
-            if tally.known and cut.has_partial:
-                partial = [t for span in cut.partial for t in span]
-                rows = await conn.fetch(PARTIAL_SQL, tenant_id, workflow_id, *partial)
-                tally.add_rows(rows, window.interval)
+            rollups = Rollups.of(tally)
+        tally.add_rows((row for row in rows if row[0] in PARTIAL_KINDS), window.interval)
     if not tally.known:
-        return None, tally.snapshot
+        return None, tally.snapshot, rollups
     series = _series(tally, start if window.start else None, end, window.interval) if window.interval else []
-    return _answer(workflow_id, tally, series), tally.snapshot
+    return _answer(workflow_id, tally, series), tally.snapshot, rollups
 
 
 def check_series(window: Window, now: datetime) -> None:
@@ -381,7 +329,7 @@ def _check_length(start: datetime, end: datetime, interval: str) -> None:
         )
 
 
-def _answer(workflow_id: str, tally: _Tally, series: list[dict[str, Any]]) -> dict[str, Any]:
+def _answer(workflow_id: str, tally: Tally, series: list[dict[str, Any]]) -> dict[str, Any]:
     enrolled, achieved, timed, seconds = (sum(a[i] for a in tally.activity.values()) for i in range(4))
     types: dict[str, int] = defaultdict(int)
     for (_, goal_type), n in tally.by_type.items():
@@ -408,7 +356,7 @@ def _answer(workflow_id: str, tally: _Tally, series: list[dict[str, Any]]) -> di
     }
 
 
-def _series(tally: _Tally, start: datetime | None, end: datetime, interval: str) -> list[dict[str, Any]]:
+def _series(tally: Tally, start: datetime | None, end: datetime, interval: str) -> list[dict[str, Any]]:
     """One bucket per interval from the one holding ``start`` (else the first with activity)
     to the one holding the last instant before ``end``, zeros included."""
     seen = [s for s in tally.activity if s is not None] + [s for s, _ in tally.by_type if s is not None]

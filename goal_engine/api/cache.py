@@ -11,7 +11,9 @@ the route's reads, its model and its JSON. Any other snapshot is a miss.
 An answer is kept under the snapshot text its read's first statement returns with its
 rows (that statement's own snapshot), so it is never older than the text it is kept
 under, and a miss costs no statement more than the read. Answers that depend on the
-clock (a window whose ``to`` is now) and errors are never kept. Keys always hold the caller's tenant.
+clock (a window whose ``to`` is now) and errors are never kept, but such a window's
+whole days and hours are (``analytics.Rollups``): their read tests the kept snapshot in
+its own statement and then reads only the partial hours. Keys always hold the caller's tenant.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from fastapi import Response
@@ -29,7 +32,9 @@ SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
 LOOKUPS = Counter(
     "goal_engine_api_read_cache_total",
     "Read-route answers by where they came from: hit (kept, same snapshot), miss (read and kept), "
-    "uncached (never kept: the answer depends on the clock, or the cache is off)",
+    "uncached (never kept: the answer depends on the clock, or the cache is off); route "
+    "window-rollups: the whole days and hours of windows up to now, hit (kept: only the "
+    "partial hours read) or miss (read and kept)",
     ["route", "result"],
 )
 
@@ -39,11 +44,12 @@ Read = Callable[[], Awaitable[tuple[bytes, str]]]
 
 
 class ReadCache:
-    """At most ``max_bytes`` of answers, the least recently used dropped first."""
+    """At most ``max_bytes`` of answers (and of a window's rollups: :meth:`kept`), the least
+    recently used dropped first."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, tuple[str, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[str, Any, int]] = OrderedDict()  # snapshot, value, bytes
         self._bytes = 0
 
     @property
@@ -66,22 +72,32 @@ class ReadCache:
             if kept[0] == snapshot and key in self._entries:  # not dropped meanwhile
                 self._entries.move_to_end(key)
                 LOOKUPS.labels(route, "hit").inc()
-                return kept[1]
+                answer: bytes = kept[1]
+                return answer
         body, snapshot = await read()  # raises for an error answer: nothing is kept
         LOOKUPS.labels(route, "miss").inc()
-        self._keep(key, snapshot, body)
+        self.keep(key, snapshot, body, len(body))
         return body
 
-    def _keep(self, key: Hashable, snapshot: str, body: bytes) -> None:
-        if len(body) > self.max_bytes:
+    def kept(self, key: Hashable) -> Any:
+        """The value kept under ``key`` whatever its snapshot (None: nothing), for a caller
+        that checks the snapshot in its own read (a window's rollups: ``reads.py``)."""
+        if (kept := self._entries.get(key)) is None:
+            return None
+        self._entries.move_to_end(key)
+        return kept[1]
+
+    def keep(self, key: Hashable, snapshot: str, value: Any, size: int) -> None:
+        """Keep ``value`` (about ``size`` bytes) under ``key``, as read at ``snapshot``."""
+        if size > self.max_bytes:
             return
         if (old := self._entries.pop(key, None)) is not None:
-            self._bytes -= len(old[1])
-        self._entries[key] = (snapshot, body)
-        self._bytes += len(body)
+            self._bytes -= old[2]
+        self._entries[key] = (snapshot, value, size)
+        self._bytes += size
         while self._bytes > self.max_bytes:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self._bytes -= len(dropped)
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self._bytes -= dropped
 
 
 # The keys of the cached routes (reads.py, for the routes and their fast path: fastpath.py).
@@ -89,6 +105,11 @@ def stats_key(
     tenant: str, workflow_id: str, start: datetime | None, end: datetime | None, interval: str | None
 ) -> Hashable:
     return ("stats", tenant, workflow_id, start, end, interval)
+
+
+def window_rollups_key(tenant: str, workflow_id: str, rollups: tuple[object, ...]) -> Hashable:
+    """A window up to now's rollups (``analytics.rollups_key``: its interval and spans)."""
+    return ("window-rollups", tenant, workflow_id, *rollups)
 
 
 def tenant_stats_key(tenant: str) -> Hashable:

@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from goal_engine.api.cache import LOOKUPS, ReadCache, achievements_key, stats_key, tenant_stats_key
+from goal_engine.api.cache import (
+    LOOKUPS,
+    ReadCache,
+    achievements_key,
+    stats_key,
+    tenant_stats_key,
+    window_rollups_key,
+)
 from goal_engine.api.pagination import encode_cursor
 from goal_engine.api.schemas import AchievementPage, Stats, TenantStats
 from goal_engine.configuration.store import NotFound, Unprocessable
@@ -39,21 +46,55 @@ async def stats(
         raise Unprocessable([str(exc)]) from None
 
     async def read() -> tuple[bytes, str]:
-        try:
-            answer, snapshot = await analytics.read_workflow_stats(pool, tenant_id, workflow_id, window)
-        except analytics.SeriesTooLong as exc:  # without from: the series starts at the first activity
-            raise Unprocessable([str(exc)]) from None
-        if answer is None:
-            raise NotFound("workflow not found")
-        return Stats.model_validate(answer).model_dump_json().encode(), snapshot
+        answer, snapshot, _ = await _read_stats(pool, tenant_id, workflow_id, window)
+        return answer, snapshot
 
     if not window.all_time and window.end is None:  # up to now: the answer moves with the clock
-        body, _ = await read()
-        LOOKUPS.labels("stats", "uncached").inc()  # as the cache counts: answers, not refusals
-        return body
+        return await _stats_up_to_now(pool, cache, tenant_id, workflow_id, window)
     # The instants in UTC: one key for every spelling of the same window.
     key = stats_key(tenant_id, workflow_id, _utc(start), _utc(end), interval)
     return await cache.answer(pool, "stats", key, read)
+
+
+async def _stats_up_to_now(
+    pool: asyncpg.Pool, cache: ReadCache, tenant_id: str, workflow_id: str, window: analytics.Window
+) -> bytes:
+    """A window up to now: never kept, but its whole days and hours are (they change only at
+    an hour's end, or with the database), so a read of the same window within the hour
+    reads only its partial hours, when the database is still at the kept snapshot."""
+    now = datetime.now(UTC)
+    key = window_rollups_key(tenant_id, workflow_id, analytics.rollups_key(window, now))
+    kept: analytics.Rollups | None = cache.kept(key)
+    body, _, rollups = await _read_stats(pool, tenant_id, workflow_id, window, now, kept)
+    LOOKUPS.labels("stats", "uncached").inc()  # as the cache counts: answers, not refusals
+    if not cache.enabled or rollups is None:
+        LOOKUPS.labels("window-rollups", "uncached").inc()
+    elif rollups is kept:
+        LOOKUPS.labels("window-rollups", "hit").inc()
+    else:
+        cache.keep(key, rollups.snapshot, rollups, rollups.size())
+        LOOKUPS.labels("window-rollups", "miss").inc()
+    return body
+
+
+async def _read_stats(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    workflow_id: str,
+    window: analytics.Window,
+    now: datetime | None = None,
+    kept: analytics.Rollups | None = None,
+) -> tuple[bytes, str, analytics.Rollups | None]:
+    """The stats' 200 answer as bytes, with what analytics.read_workflow_stats gives besides."""
+    try:
+        answer, snapshot, rollups = await analytics.read_workflow_stats(
+            pool, tenant_id, workflow_id, window, now, kept
+        )
+    except analytics.SeriesTooLong as exc:  # without from: the series starts at the first activity
+        raise Unprocessable([str(exc)]) from None
+    if answer is None:
+        raise NotFound("workflow not found")
+    return Stats.model_validate(answer).model_dump_json().encode(), snapshot, rollups
 
 
 async def tenant_stats(pool: asyncpg.Pool, cache: ReadCache, tenant_id: str) -> bytes:

@@ -255,6 +255,44 @@ async def test_the_current_hour_counts_up_to_now(pool: asyncpg.Pool) -> None:
     assert starts[-1] == analytics.bucket_of(now, "hour") and sum(b["achieved"] for b in got["series"]) == 5
 
 
+async def test_a_window_up_to_now_reuses_its_kept_rollups_only_while_the_database_is_unchanged(
+    pool: asyncpg.Pool,
+) -> None:
+    """The API keeps a window up to now's whole days and hours (analytics.Rollups): within
+    the hour, a read given them back counts the partial hours anew, which the clock has moved,
+    and after any commit it reads the rollups again."""
+    tenant, workflow = f"kept-{uuid.uuid4().hex[:6]}", "wf"
+    now = T0 + timedelta(days=5, minutes=10)
+    later = now + timedelta(minutes=30)  # the same hour
+    journeys = [
+        *make_journeys(random.Random(23), 300),
+        # In the partial hours, which move between the two reads below.
+        Journey(now + timedelta(minutes=5), (("tag_added", now + timedelta(minutes=12)),)),
+        Journey(now - timedelta(days=3, minutes=-20), (("form_submitted", now + timedelta(minutes=1)),)),
+    ]
+    await project(pool, tenant, workflow, journeys)
+
+    def window(at: datetime) -> analytics.Window:
+        return analytics.Window(at - timedelta(days=3), None, "day")
+
+    assert analytics.rollups_key(window(now), now) == analytics.rollups_key(window(later), later)
+    got, _, kept = await analytics.read_workflow_stats(pool, tenant, workflow, window(now), now)
+    assert kept is not None
+    assert_matches(got, brute_force(journeys, now - timedelta(days=3), now, "day"))
+
+    got, _, reused = await analytics.read_workflow_stats(pool, tenant, workflow, window(later), later, kept)
+    assert reused is kept  # the same snapshot: the rollups were not read again
+    assert_matches(got, brute_force(journeys, later - timedelta(days=3), later, "day"))
+    assert got is not None and got["goals_achieved"] > 0
+
+    # A commit inside the window's whole days: the kept rollups no longer hold.
+    journeys.append(Journey(now - timedelta(days=1, hours=3), (("tag_added", now - timedelta(days=1)),)))
+    await project(pool, tenant, workflow, journeys)  # the others again: redelivered, counted once
+    got, _, read = await analytics.read_workflow_stats(pool, tenant, workflow, window(later), later, kept)
+    assert read is not kept and read is not None
+    assert_matches(got, brute_force(journeys, later - timedelta(days=3), later, "day"))
+
+
 async def test_an_empty_window_has_a_zero_for_every_bucket(pool: asyncpg.Pool) -> None:
     tenant, workflow = f"empty-{uuid.uuid4().hex[:6]}", "wf"
     await pool.execute("INSERT INTO workflows (tenant_id, workflow_id) VALUES ($1, $2)", tenant, workflow)
@@ -310,15 +348,14 @@ async def test_a_window_of_whole_days_reads_no_hourly_rollup(pool: asyncpg.Pool)
     await project(pool, tenant, workflow, make_journeys(random.Random(3), 50))
     cut = analytics.segments(T0, T0 + timedelta(days=7), "day")
     assert all(a == b for a, b in cut.hours) and cut.days == (T0, T0 + timedelta(days=7))
-    spans = [t for span in (cut.days, *cut.hours) for t in span]
+    spans = [t for span in (cut.days, *cut.hours, *cut.partial) for t in span]
     async with pool.acquire() as conn:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         await conn.execute(f"PREPARE window_read AS {analytics.WINDOW_SQL}")
         try:
             # EXECUTE takes no bound parameters: literals (of this test's own values).
-            args = ", ".join(
-                f"'{value}'" for value in (tenant, workflow, "day", *(t.isoformat() for t in spans))
-            )
+            values = (tenant, workflow, "day", *(t.isoformat() for t in spans))
+            args = ", ".join(f"'{value}'" for value in values) + ", NULL"  # no rollups kept
             plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE window_read({args})")
         finally:
             await conn.execute("DEALLOCATE window_read; RESET plan_cache_mode")
@@ -344,10 +381,8 @@ async def test_a_windows_whole_and_partial_hours_are_read_from_indexes_alone(poo
         # A few hundred rows: without these a sequential scan would be cheaper than any index.
         await conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
         try:
-            spans = [t for span in (cut.days, *cut.hours) for t in span]
-            scans = await _explained(conn, analytics.WINDOW_SQL, tenant, workflow, "day", *spans)
-            partial = [t for span in cut.partial for t in span]
-            scans += await _explained(conn, analytics.PARTIAL_SQL, tenant, workflow, *partial)
+            spans = [t for span in (cut.days, *cut.hours, *cut.partial) for t in span]
+            scans = await _explained(conn, analytics.WINDOW_SQL, tenant, workflow, "day", *spans, None)
         finally:
             await conn.execute("RESET enable_seqscan; RESET enable_bitmapscan")
     read = [n for n in scans if n["Relation Name"] in covered and n["Actual Loops"]]
@@ -355,3 +390,25 @@ async def test_a_windows_whole_and_partial_hours_are_read_from_indexes_alone(poo
     assert all(n["Node Type"] == "Index Only Scan" for n in read), [
         (n["Relation Name"], n["Node Type"], n.get("Index Name")) for n in read
     ]
+
+
+async def test_a_window_whose_rollups_are_kept_reads_only_its_partial_hours(pool: asyncpg.Pool) -> None:
+    """WINDOW_SQL given the snapshot its kept rollups were read at ($14) scans no rollup while
+    the database is at it, only the rows of its partial hours; given another, it reads them."""
+    tenant, workflow = f"skip-{uuid.uuid4().hex[:6]}", "wf"
+    await project(pool, tenant, workflow, make_journeys(random.Random(29), 100))
+    start = T0 + timedelta(days=2, hours=5, minutes=17)
+    cut = analytics.segments(start, start + timedelta(days=5, hours=3, minutes=9), "day")
+    spans = [t for span in (cut.days, *cut.hours, *cut.partial) for t in span]
+    rollups = HOURLY_ROLLUPS | {f"{table}_daily" for table in ("workflow_activity", "workflow_goal_type")}
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):  # one snapshot
+        snapshot = await conn.fetchval("SELECT pg_current_snapshot()::text")
+        for kept_at, rollups_read in ((snapshot, False), (f"{snapshot} ", True)):
+            scans = await _explained(conn, analytics.WINDOW_SQL, tenant, workflow, "day", *spans, kept_at)
+            loops: dict[str, int] = {}
+            for n in scans:
+                loops[n["Relation Name"]] = loops.get(n["Relation Name"], 0) + n["Actual Loops"]
+            assert {r for r in loops if r.startswith("workflow_") and "stats" not in r} >= rollups, loops
+            assert all((loops[r] > 0) == rollups_read for r in rollups), (kept_at, loops)
+            achievements = sum(n for r, n in loops.items() if r.startswith("workflow_goal_achievements"))
+            assert loops["enrollments"] > 0 and achievements > 0, loops  # the log: monthly partitions

@@ -93,9 +93,10 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     # The API's cache counters over the load: every cached read answered, some from the cache
     # (6 workflows, 2 tenants: the same all-time stats and summaries asked again and again).
     cache = measure["read_cache"]
-    assert set(cache) == {"stats", "tenant-stats", "achievements"}, cache
+    assert set(cache) == {"stats", "tenant-stats", "achievements", "window-rollups"}, cache
     assert cache["tenant-stats"].get("hit", 0) > 0 and cache["stats"].get("miss", 0) > 0, cache
-    assert cache["stats"].get("uncached", 0) > 0, cache  # stats-now: up to now, never kept
+    assert cache["stats"].get("uncached", 0) > 0, cache  # stats-now: up to now, never kept...
+    assert cache["window-rollups"].get("hit", 0) > 0, cache  # ...but its whole days and hours are
     assert "api's read cache" in stdout
     assert 1.9 < measure["seconds"] < 15  # the window, and the last answers after it
     # The run's database is gone.

@@ -121,17 +121,37 @@ async def test_keys_hold_the_tenant(pool: asyncpg.Pool, cached: httpx.AsyncClien
             assert theirs.status_code == 404, theirs.text
 
 
-async def test_a_window_up_to_now_is_never_kept(pool: asyncpg.Pool, cached: httpx.AsyncClient) -> None:
+async def test_a_window_up_to_now_is_never_kept_but_its_rollups_are(
+    pool: asyncpg.Pool, cached: httpx.AsyncClient, uncached: httpx.AsyncClient
+) -> None:
     tenant = f"now-{uuid.uuid4().hex[:6]}"
-    await project(pool, tenant, "wf", make_journeys(random.Random(9), 10))
+    journeys = make_journeys(random.Random(9), 10)
+    await project(pool, tenant, "wf", journeys)
     uncounted, hits = lookups("stats", "uncached"), lookups("stats", "hit")
+    kept, read = lookups("window-rollups", "hit"), lookups("window-rollups", "miss")
+    path, params = "/api/v1/workflows/wf/goals/stats", {"from": "2026-10-01T00:00:00Z", "interval": "day"}
+
+    async def both() -> dict[str, Any]:
+        answer = await cached.get(path, params=params, headers=token(tenant))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == (await uncached.get(path, params=params, headers=token(tenant))).json()
+        return cast(dict[str, Any], answer.json())
+
     for _ in range(2):
-        response = await cached.get(
-            "/api/v1/workflows/wf/goals/stats", params={"from": "2026-10-01T00:00:00Z"}, headers=token(tenant)
-        )
-        assert response.status_code == 200
-    # The clock moves the answer (to defaults to now): read each time, never kept.
-    assert lookups("stats", "uncached") == uncounted + 2 and lookups("stats", "hit") == hits
+        await both()
+    # The clock moves the answer (to defaults to now): read each time, never kept; its whole
+    # days and hours were, from the first read (unless the hour ended in between).
+    assert lookups("stats", "uncached") == uncounted + 4 and lookups("stats", "hit") == hits  # both apps
+    assert lookups("window-rollups", "hit") + lookups("window-rollups", "miss") == kept + read + 2
+    assert lookups("window-rollups", "hit") >= kept + 1 or datetime.now(UTC).minute == 0
+
+    # A commit inside the window: the kept rollups are read again, and the answer has it.
+    at = T0 + timedelta(days=3, minutes=5)
+    before = lookups("window-rollups", "miss")
+    journeys.append(Journey(at, (("tag_added", at + timedelta(hours=2)),)))
+    await project(pool, tenant, "wf", journeys)  # the others again: redelivered, counted once
+    assert (await both())["goals_achieved"] == sum(1 for j in journeys if j.exited_at)
+    assert lookups("window-rollups", "miss") == before + 1
 
 
 @pytest.fixture
@@ -290,7 +310,7 @@ async def test_a_miss_reads_its_snapshot_with_its_rows(pool: asyncpg.Pool) -> No
     reads = []
 
     async def read() -> tuple[bytes, str]:
-        answer, snapshot = await analytics.read_workflow_stats(pool, tenant, "wf")
+        answer, snapshot, _ = await analytics.read_workflow_stats(pool, tenant, "wf")
         reads.append(snapshot)
         return json.dumps(answer).encode(), snapshot
 
