@@ -292,6 +292,12 @@ async def test_a_window_up_to_now_reuses_its_kept_rollups_only_while_the_databas
     assert read is not kept and read is not None
     assert_matches(got, brute_force(journeys, later - timedelta(days=3), later, "day"))
 
+    # A window with an end is kept whole by the read cache: its rollups are not packed.
+    ended = analytics.Window(now - timedelta(days=3), now, "day")
+    got, _, packed = await analytics.read_workflow_stats(pool, tenant, workflow, ended, later)
+    assert packed is None
+    assert_matches(got, brute_force(journeys, now - timedelta(days=3), now, "day"))
+
 
 async def test_an_empty_window_has_a_zero_for_every_bucket(pool: asyncpg.Pool) -> None:
     tenant, workflow = f"empty-{uuid.uuid4().hex[:6]}", "wf"
