@@ -26,6 +26,7 @@ from goal_engine.bench.stack import (
     cpu_seconds,
     metric_samples,
     provide_postgres,
+    python_speed,
     settings_env,
 )
 from goal_engine.contract.events import ExitGoal, GoalAchieved, TriggerEvent, encode_event, make_event
@@ -250,6 +251,7 @@ async def copy_anchor(pool: asyncpg.Pool, items: list[Achievement]) -> float:
 
 
 async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, object]:
+    speed_before = python_speed()
     now = datetime.now(UTC)
     log.info("building %d achievements and their exits", args.achievements)
     items = achievements(args.achievements, args.tenants, args.workflows, now)
@@ -278,6 +280,9 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, obj
         "lag_after": result.lag,
         "parked": result.parked,
         "batch_size": settings.projector_batch_size,
+        # this host's speed (M Python loop iterations/s) before and after: its neighbours move it
+        "python_speed_before": speed_before,
+        "python_speed_after": python_speed(),
     }
 
 

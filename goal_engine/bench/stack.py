@@ -18,6 +18,8 @@ import asyncio
 import logging
 import os
 import shutil
+import statistics
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,6 +270,25 @@ def host_cpu_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
     return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def python_speed(iterations: int = 1_000_000, rounds: int = 7) -> float:
+    """How fast this host runs Python now: millions of iterations per second of a plain loop,
+    the median of ``rounds`` (~0.5 s in all).
+
+    Why: this VM's speed moves with its neighbours on the physical host, and nothing inside
+    it shows that (no steal time). On 2026-12-06 the same loop ran at 14 to 26 M/s from one
+    second to the next, the VM idle. The reports give it before and after their load, so
+    two runs are compared only at like speeds.
+    """
+    seconds = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        seconds.append(time.perf_counter() - started)
+    return round(iterations / statistics.median(seconds) / 1e6, 1)
 
 
 def memory_mib(pid: int) -> tuple[float | None, float | None]:

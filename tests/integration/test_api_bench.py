@@ -98,6 +98,9 @@ def test_a_small_run_passes_and_reports_every_endpoint(postgres_server_url: str)
     assert cache["stats"].get("uncached", 0) > 0, cache  # stats-now: up to now, never kept...
     assert cache["window-rollups"].get("hit", 0) > 0, cache  # ...but its whole days and hours are
     assert "api's read cache" in stdout
+    # The host's speed before and after the load, in the JSON and in the table.
+    assert measure["python_speed_before"] > 0 and measure["python_speed_after"] > 0
+    assert "host speed" in stdout
     assert 1.9 < measure["seconds"] < 15  # the window, and the last answers after it
     # The run's database is gone.
     name = report["setup"]["database"].rsplit("/", 1)[1]

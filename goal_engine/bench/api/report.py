@@ -90,6 +90,9 @@ class MeasureResult:
     api_own_mean_ms: dict[str, float] = field(default_factory=dict)  # route -> its histogram's mean
     # cached read -> {hit, miss, uncached: answers}, the warm-up included
     read_cache: dict[str, dict[str, int]] = field(default_factory=dict)
+    # this host's speed (stack.python_speed, M loop iterations/s) before and after the load
+    python_speed_before: float | None = None
+    python_speed_after: float | None = None
 
 
 @dataclass
@@ -197,6 +200,14 @@ def render(report: ApiReport) -> str:
             cpu += f", postgresql {m.postgres_cpu_percent:.0f} %"
         tail.append(("cpu (100 % = 1 core)", cpu))
         tail.append(("host cpu", f"{m.host_cpu_percent:.0f} % of {m.host_cores * 100} % (others included)"))
+        if m.python_speed_before is not None and m.python_speed_after is not None:
+            tail.append(
+                (
+                    "host speed",
+                    f"{m.python_speed_before:.1f} / {m.python_speed_after:.1f} M Python loop iterations/s "
+                    "before / after the load (the host's neighbours move it: compare runs at like speeds)",
+                )
+            )
     tail.append(("[result]", ""))
     tail.append(("status", "OK" if report.ok else "FAILED"))
     if report.error:

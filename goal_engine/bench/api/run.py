@@ -55,6 +55,7 @@ from goal_engine.bench.stack import (
     host_cpu_seconds,
     metric_samples,
     provide_postgres,
+    python_speed,
     settings_env,
     tree_cpu_seconds,
 )
@@ -329,6 +330,7 @@ async def _measure(
             f"load: {now - started:.0f} s, {len(latencies):,} measured requests, {so_far}, {errors} error(s)"
         )
 
+    speed_before = python_speed()  # the API idle: this host's own speed now
     await backends.start()
     async with httpx.AsyncClient() as http:
         metrics_url = f"http://127.0.0.1:{settings.api_port}/metrics"
@@ -363,6 +365,8 @@ async def _measure(
         host_cores=os.cpu_count() or 1,
         api_own_mean_ms=_own_means(own_before or [], own_after or []),
         read_cache=_cache_lookups(own_before or [], own_after or []),
+        python_speed_before=speed_before,
+        python_speed_after=python_speed(),
     )
 
 
