@@ -26,9 +26,9 @@ def collect_garbage_less_often(settings: Settings) -> None:
     events, outcomes), and at the default threshold the collector ran a thousand
     times in a 20,000-tag burst, with a full collection every second (~100 ms each,
     none of which found garbage): ~17 % of the worker's CPU by ``gc.callbacks``.
-    At 50,000 the worker spent ~190 us of CPU per exit instead of ~270 (README,
-    "The worker's throughput"). Reference counting still frees everything not in a
-    cycle at once; only cycles wait a little longer.
+    At 50,000 the worker spent ~190 us of CPU per exit instead of ~270
+    (docs/performance/worker.md, "The worker's throughput"). Reference counting still
+    frees everything not in a cycle at once; only cycles wait a little longer.
     """
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(settings.gc_threshold, older, oldest)

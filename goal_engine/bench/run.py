@@ -167,7 +167,8 @@ def _setup(stack: Stack, options: Options) -> Setup:
         tenants=options.tenants,
         worker_env=dict(options.worker_env),
         workers=options.workers,
-        # The broker's JVM changes its CPU share by a factor of 2-5 (README, "The broker's JVM").
+        # The broker's JVM changes its CPU share by a factor of 2-5
+        # (docs/performance/worker.md, "The broker's JVM").
         kafka_jvm_options=" ".join(jvm_options()) if stack.kafka_started else None,
     )
 

@@ -56,11 +56,12 @@ _INSTALL_HINT = (
 #:
 #: Why these: this broker shares a small machine with the worker it serves, and its
 #: CPU is the worker's loss. Sampled per JVM thread in a 20,000-contact bulk tag
-#: (README, "The broker's JVM"), most of the broker's 2.6-5.5 s of CPU was the JVM's
-#: own: the C2 compiler (~1.2 s, compiling while the burst ran), and G1's concurrent
-#: marking of a heap started at 256 MB (up to 2.3 s); serving requests took 0.5-0.7 s.
-#: C1 alone compiles at a fraction of the cost, and the parallel collector with a fixed
-#: heap has no concurrent work: the broker's share fell to 0.7-1.1 s.
+#: (docs/performance/worker.md, "The broker's JVM"), most of the broker's 2.6-5.5 s
+#: of CPU was the JVM's own: the C2 compiler (~1.2 s, compiling while the burst ran),
+#: and G1's concurrent marking of a heap started at 256 MB (up to 2.3 s); serving
+#: requests took 0.5-0.7 s. C1 alone compiles at a fraction of the cost, and the
+#: parallel collector with a fixed heap has no concurrent work: the broker's share
+#: fell to 0.7-1.1 s.
 HEAP_OPTS_VARIABLE, DEFAULT_HEAP_OPTS = "KAFKA_HEAP_OPTS", "-Xms1g -Xmx1g"
 PERFORMANCE_OPTS_VARIABLE, DEFAULT_PERFORMANCE_OPTS = (
     "KAFKA_JVM_PERFORMANCE_OPTS",
